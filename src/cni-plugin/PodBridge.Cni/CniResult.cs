@@ -1,0 +1,219 @@
+using System.Net;
+using System.Text.Json;
+
+namespace PodBridge.Cni;
+
+/// <summary>An address with its prefix length, as CNI writes it ("10.1.0.5/16"). The address keeps its host bits.</summary>
+public readonly record struct IpCidr(IPAddress Address, int PrefixLength)
+{
+    public bool IsV6 => Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6;
+
+    public static IpCidr Parse(string text, string field)
+    {
+        if (!TryParse(text, out var cidr))
+            throw new CniException(CniErrorCode.InvalidNetworkConfig, $"{field}: '{text}' is not an address in CIDR form (like 10.1.0.0/16)");
+        return cidr;
+    }
+
+    public static bool TryParse(string? text, out IpCidr cidr)
+    {
+        cidr = default;
+        if (string.IsNullOrEmpty(text)) return false;
+        var slash = text.IndexOf('/');
+        if (slash <= 0 || !IPAddress.TryParse(text.AsSpan(0, slash), out var ip)) return false;
+        if (!int.TryParse(text.AsSpan(slash + 1), System.Globalization.NumberStyles.None, null, out var len)) return false;
+        var max = ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? 128 : 32;
+        if (len > max) return false;
+        cidr = new IpCidr(ip, len);
+        return true;
+    }
+
+    public override string ToString() => $"{Address}/{PrefixLength}";
+}
+
+public sealed class CniInterface
+{
+    public required string Name { get; init; }
+    public string? Mac { get; init; }
+    public int? Mtu { get; init; }
+    public string? Sandbox { get; init; }
+}
+
+public sealed class CniIpConfig
+{
+    public required IpCidr Address { get; init; }
+    public IPAddress? Gateway { get; init; }
+    /// <summary>Index into <see cref="CniResult.Interfaces"/>; printed even when 0.</summary>
+    public int? Interface { get; set; }
+}
+
+public sealed class CniRoute
+{
+    public required IpCidr Dst { get; init; }
+    public IPAddress? Gw { get; init; }
+}
+
+public sealed class CniDns
+{
+    public List<string> Nameservers { get; init; } = [];
+    public string? Domain { get; init; }
+    public List<string> Search { get; init; } = [];
+    public List<string> Options { get; init; } = [];
+    public bool IsEmpty => Nameservers.Count == 0 && Domain is null && Search.Count == 0 && Options.Count == 0;
+}
+
+/// <summary>The ADD result (and prevResult). Written in the config's cniVersion by <see cref="Write"/>.</summary>
+public sealed class CniResult
+{
+    public List<CniInterface> Interfaces { get; init; } = [];
+    public List<CniIpConfig> Ips { get; init; } = [];
+    public List<CniRoute> Routes { get; init; } = [];
+    public CniDns Dns { get; set; } = new();
+
+    /// <summary>
+    /// 1.0/1.1: no ips[].version, "dns" only when set. 0.3.x/0.4.0: ips[].version "4"|"6" and "dns":{} always.
+    /// </summary>
+    public void Write(Utf8JsonWriter w, string cniVersion)
+    {
+        var pre100 = CniVersion.IsPre100(cniVersion);
+        w.WriteStartObject();
+        w.WriteString("cniVersion", cniVersion);
+        if (Interfaces.Count > 0)
+        {
+            w.WriteStartArray("interfaces");
+            foreach (var i in Interfaces)
+            {
+                w.WriteStartObject();
+                w.WriteString("name", i.Name);
+                if (i.Mac is not null) w.WriteString("mac", i.Mac);
+                if (i.Mtu is int mtu && CniVersion.AtLeast(cniVersion, "1.1.0")) w.WriteNumber("mtu", mtu);
+                if (!string.IsNullOrEmpty(i.Sandbox)) w.WriteString("sandbox", i.Sandbox);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+        }
+        if (Ips.Count > 0)
+        {
+            w.WriteStartArray("ips");
+            foreach (var ip in Ips)
+            {
+                w.WriteStartObject();
+                if (pre100) w.WriteString("version", ip.Address.IsV6 ? "6" : "4");
+                if (ip.Interface is int idx) w.WriteNumber("interface", idx);
+                w.WriteString("address", ip.Address.ToString());
+                if (ip.Gateway is not null) w.WriteString("gateway", ip.Gateway.ToString());
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+        }
+        if (Routes.Count > 0)
+        {
+            w.WriteStartArray("routes");
+            foreach (var r in Routes)
+            {
+                w.WriteStartObject();
+                w.WriteString("dst", r.Dst.ToString());
+                if (r.Gw is not null) w.WriteString("gw", r.Gw.ToString());
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+        }
+        if (pre100 || !Dns.IsEmpty)
+        {
+            w.WriteStartObject("dns");
+            if (Dns.Nameservers.Count > 0) WriteStrings(w, "nameservers", Dns.Nameservers);
+            if (Dns.Domain is not null) w.WriteString("domain", Dns.Domain);
+            if (Dns.Search.Count > 0) WriteStrings(w, "search", Dns.Search);
+            if (Dns.Options.Count > 0) WriteStrings(w, "options", Dns.Options);
+            w.WriteEndObject();
+        }
+        w.WriteEndObject();
+    }
+
+    public byte[] ToJson(string cniVersion)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
+            Write(w, cniVersion);
+        return ms.ToArray();
+    }
+
+    private static void WriteStrings(Utf8JsonWriter w, string name, List<string> values)
+    {
+        w.WriteStartArray(name);
+        foreach (var v in values) w.WriteStringValue(v);
+        w.WriteEndArray();
+    }
+
+    /// <summary>Reads a result of any supported version (prevResult, or a delegated plugin's stdout).</summary>
+    public static CniResult Parse(JsonElement e, string what)
+    {
+        if (e.ValueKind != JsonValueKind.Object)
+            throw new CniException(CniErrorCode.DecodingFailure, $"{what} must be a JSON object");
+        var result = new CniResult();
+        try
+        {
+            if (e.TryGetProperty("interfaces", out var ifs) && ifs.ValueKind == JsonValueKind.Array)
+                foreach (var i in ifs.EnumerateArray())
+                    result.Interfaces.Add(new CniInterface
+                    {
+                        Name = Str(i, "name") ?? throw Bad(what, "interfaces[].name is missing"),
+                        Mac = Str(i, "mac"),
+                        Mtu = i.TryGetProperty("mtu", out var m) && m.ValueKind == JsonValueKind.Number ? m.GetInt32() : null,
+                        Sandbox = Str(i, "sandbox"),
+                    });
+            if (e.TryGetProperty("ips", out var ips) && ips.ValueKind == JsonValueKind.Array)
+                foreach (var ip in ips.EnumerateArray())
+                {
+                    var addr = Str(ip, "address") ?? throw Bad(what, "ips[].address is missing");
+                    if (!IpCidr.TryParse(addr, out var cidr)) throw Bad(what, $"ips[].address '{addr}' is not CIDR");
+                    var gw = Str(ip, "gateway");
+                    result.Ips.Add(new CniIpConfig
+                    {
+                        Address = cidr,
+                        Gateway = gw is null ? null : IPAddress.TryParse(gw, out var g) ? g : throw Bad(what, $"ips[].gateway '{gw}' is not an address"),
+                        Interface = ip.TryGetProperty("interface", out var ix) && ix.ValueKind == JsonValueKind.Number ? ix.GetInt32() : null,
+                    });
+                }
+            if (e.TryGetProperty("routes", out var routes) && routes.ValueKind == JsonValueKind.Array)
+                foreach (var r in routes.EnumerateArray())
+                {
+                    var dst = Str(r, "dst") ?? throw Bad(what, "routes[].dst is missing");
+                    if (!IpCidr.TryParse(dst, out var cidr)) throw Bad(what, $"routes[].dst '{dst}' is not CIDR");
+                    var gw = Str(r, "gw");
+                    result.Routes.Add(new CniRoute
+                    {
+                        Dst = cidr,
+                        Gw = gw is null ? null : IPAddress.TryParse(gw, out var g) ? g : throw Bad(what, $"routes[].gw '{gw}' is not an address"),
+                    });
+                }
+            if (e.TryGetProperty("dns", out var dns) && dns.ValueKind == JsonValueKind.Object)
+                result.Dns = new CniDns
+                {
+                    Nameservers = Strs(dns, "nameservers"),
+                    Domain = Str(dns, "domain"),
+                    Search = Strs(dns, "search"),
+                    Options = Strs(dns, "options"),
+                };
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new CniException(CniErrorCode.DecodingFailure, $"{what}: a field has the wrong type: {ex.Message}");
+        }
+        return result;
+    }
+
+    private static CniException Bad(string what, string msg) => new(CniErrorCode.DecodingFailure, $"{what}: {msg}");
+
+    private static string? Str(JsonElement e, string name) =>
+        e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+
+    private static List<string> Strs(JsonElement e, string name)
+    {
+        var list = new List<string>();
+        if (e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Array)
+            foreach (var s in v.EnumerateArray())
+                if (s.ValueKind == JsonValueKind.String) list.Add(s.GetString()!);
+        return list;
+    }
+}

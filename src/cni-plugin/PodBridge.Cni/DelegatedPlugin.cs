@@ -1,0 +1,89 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace PodBridge.Cni;
+
+/// <summary>
+/// Runs another plugin binary (an IPAM named by ipam.type) from CNI_PATH the way a runtime would:
+/// same CNI_* environment, the same config on stdin, its stdout parsed as a result or an error.
+/// </summary>
+public sealed class DelegatedPlugin(string type) : ICniPlugin
+{
+    public CniResult Add(CniRequest request, NetConf config)
+    {
+        var stdout = Exec(request, "ADD", config);
+        try
+        {
+            using var doc = JsonDocument.Parse(stdout);
+            return CniResult.Parse(doc.RootElement, $"result of IPAM plugin '{type}'");
+        }
+        catch (JsonException e)
+        {
+            throw new CniException(CniErrorCode.DelegateFailed, $"IPAM plugin '{type}' printed invalid JSON: {e.Message}");
+        }
+    }
+
+    public void Del(CniRequest request, NetConf config) => Exec(request, "DEL", config);
+    public void Check(CniRequest request, NetConf config) => Exec(request, "CHECK", config);
+    public void Gc(CniRequest request, NetConf config) => Exec(request, "GC", config);
+    public void Status(CniRequest request, NetConf config) => Exec(request, "STATUS", config);
+
+    private string Find(CniRequest request)
+    {
+        if (type.Contains('/') || type is "." or "..")
+            throw new CniException(CniErrorCode.InvalidNetworkConfig, $"ipam.type '{type}' must be a plugin name, not a path");
+        foreach (var dir in request.Path)
+        {
+            var candidate = System.IO.Path.Combine(dir, type);
+            if (File.Exists(candidate)) return candidate;
+        }
+        throw new CniException(CniErrorCode.DelegateFailed,
+            $"IPAM plugin '{type}' not found in CNI_PATH ({string.Join(":", request.Path)})");
+    }
+
+    private byte[] Exec(CniRequest request, string verb, NetConf config)
+    {
+        var binary = Find(request);
+        var psi = new ProcessStartInfo(binary)
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = false,
+            UseShellExecute = false,
+        };
+        foreach (var (k, v) in request.Environment) psi.Environment[k] = v;
+        psi.Environment[CniEnvironment.Command] = verb;
+
+        using var timer = Log.Time($"delegate.{type}.{verb}");
+        using var p = Process.Start(psi) ?? throw new CniException(CniErrorCode.DelegateFailed, $"could not start {binary}");
+        p.StandardInput.BaseStream.Write(request.StdinConfig);
+        p.StandardInput.Close();
+        using var ms = new MemoryStream();
+        p.StandardOutput.BaseStream.CopyTo(ms);
+        p.WaitForExit();
+        var output = ms.ToArray();
+        if (p.ExitCode != 0)
+        {
+            var (code, msg) = ParseError(output);
+            throw new CniException(code, $"IPAM plugin '{type}' {verb} failed: {msg}");
+        }
+        return output;
+    }
+
+    private static (CniErrorCode, string) ParseError(byte[] output)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(output);
+            var root = doc.RootElement;
+            var code = root.TryGetProperty("code", out var c) && c.TryGetInt32(out var ci) ? (CniErrorCode)ci : CniErrorCode.DelegateFailed;
+            var msg = root.TryGetProperty("msg", out var m) ? m.GetString() ?? "" : "";
+            if (root.TryGetProperty("details", out var d) && d.GetString() is { Length: > 0 } det) msg += $" ({det})";
+            return (code, msg);
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
+        {
+            return (CniErrorCode.DelegateFailed, System.Text.Encoding.UTF8.GetString(output).Trim());
+        }
+    }
+}

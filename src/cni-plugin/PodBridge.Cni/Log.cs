@@ -1,0 +1,115 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace PodBridge.Cni;
+
+public enum LogLevel { Debug = 0, Info = 1, Warn = 2, Error = 3, Off = 4 }
+
+/// <summary>
+/// The plugin's log: one line per event, "time pid plugin VERB container/ifname level message".
+/// Lines are buffered and written once at exit (one append to the log file, one write to stderr) so logging
+/// costs no syscalls on the hot path. stdout is never used: it carries only the result or error JSON.
+/// Level and file come from the config (logLevel, logFile) or PODBRIDGE_LOG_LEVEL / PODBRIDGE_LOG_FILE.
+/// Debug adds per-step timings (<see cref="Time"/>).
+/// </summary>
+public static class Log
+{
+    private static readonly StringBuilder FileBuffer = new();
+    private static readonly StringBuilder StderrBuffer = new();
+    private static readonly long Started = Stopwatch.GetTimestamp();
+    private static string _prefix = "podbridge";
+    private static string? _file = Environment.GetEnvironmentVariable("PODBRIDGE_LOG_FILE");
+    private static LogLevel _fileLevel = ParseLevel(Environment.GetEnvironmentVariable("PODBRIDGE_LOG_LEVEL")) ?? LogLevel.Info;
+    private static readonly LogLevel StderrLevel = LogLevel.Warn;
+
+    public static bool DebugEnabled => _file is not null && _fileLevel == LogLevel.Debug;
+
+    public static void Begin(string plugin, CniRequest request)
+    {
+        var who = request.ContainerId.Length > 0
+            ? $"{(request.ContainerId.Length > 12 ? request.ContainerId[..12] : request.ContainerId)}/{request.IfName}"
+            : "-";
+        _prefix = $"{Environment.ProcessId} {plugin} {request.Verb.ToString().ToUpperInvariant()} {who}";
+    }
+
+    public static void Configure(NetConf config)
+    {
+        if (Environment.GetEnvironmentVariable("PODBRIDGE_LOG_FILE") is null && !string.IsNullOrEmpty(config.LogFile))
+            _file = config.LogFile;
+        if (Environment.GetEnvironmentVariable("PODBRIDGE_LOG_LEVEL") is null && ParseLevel(config.LogLevel) is { } level)
+            _fileLevel = level;
+    }
+
+    public static LogLevel? ParseLevel(string? s) => s?.ToLowerInvariant() switch
+    {
+        "debug" => LogLevel.Debug,
+        "info" => LogLevel.Info,
+        "warn" or "warning" => LogLevel.Warn,
+        "error" => LogLevel.Error,
+        "off" or "none" => LogLevel.Off,
+        _ => null,
+    };
+
+    public static void Debug(string msg) { if (DebugEnabled) Write(LogLevel.Debug, msg); }
+    public static void Info(string msg) => Write(LogLevel.Info, msg);
+    public static void Warn(string msg) => Write(LogLevel.Warn, msg);
+    public static void Error(string msg) => Write(LogLevel.Error, msg);
+
+    /// <summary>Times a step at debug level: <c>using (Log.Time("netlink.veth")) { ... }</c>.</summary>
+    public static StepTimer Time(string step) => new(step, DebugEnabled ? Stopwatch.GetTimestamp() : 0);
+
+    public readonly struct StepTimer(string step, long start) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (start != 0)
+                Write(LogLevel.Debug, $"step {step} {Stopwatch.GetElapsedTime(start).TotalMilliseconds:F3}ms");
+        }
+    }
+
+    public static void End(int code, string? error)
+    {
+        var ms = Stopwatch.GetElapsedTime(Started).TotalMilliseconds;
+        if (code == 0) Write(LogLevel.Info, $"ok in {ms:F1}ms");
+        else Write(LogLevel.Error, $"failed with code {code} in {ms:F1}ms: {error}");
+    }
+
+    private static void Write(LogLevel level, string msg)
+    {
+        var line = $"{DateTime.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} {_prefix} {LevelName(level)} {msg}\n";
+        if (_file is not null && level >= _fileLevel) FileBuffer.Append(line);
+        if (level >= StderrLevel) StderrBuffer.Append(line);
+    }
+
+    private static string LevelName(LogLevel l) => l switch
+    {
+        LogLevel.Debug => "debug",
+        LogLevel.Info => "info",
+        LogLevel.Warn => "warn",
+        _ => "error",
+    };
+
+    public static void Flush()
+    {
+        if (StderrBuffer.Length > 0)
+        {
+            try { Console.Error.Write(StderrBuffer.ToString()); } catch (IOException) { }
+            StderrBuffer.Clear();
+        }
+        if (FileBuffer.Length > 0 && _file is not null)
+        {
+            try
+            {
+                var dir = Path.GetDirectoryName(_file);
+                if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
+                // O_APPEND: concurrent plugin processes interleave whole lines, not bytes.
+                File.AppendAllText(_file, FileBuffer.ToString());
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                try { Console.Error.Write($"podbridge: cannot write log file {_file}: {e.Message}\n"); } catch (IOException) { }
+            }
+            FileBuffer.Clear();
+        }
+    }
+}
