@@ -1,0 +1,73 @@
+using PodBridge.Cni;
+using PodBridge.Netlink;
+
+namespace PodBridge.Plugin;
+
+/// <summary>The bridge plugin's settings from the network config, with defaults applied and every field validated.</summary>
+public sealed record BridgeConfig(
+    string BridgeName,
+    bool IsGateway,
+    bool IsDefaultGateway,
+    bool ForceAddress,
+    int? Mtu,
+    bool HairpinMode,
+    bool PromiscMode,
+    bool EnableDad,
+    byte[]? Mac,
+    string? IpamType)
+{
+    public const string DefaultBridge = "cni0";
+    public const string EmbeddedIpam = "podbridge-ipam";
+
+    public static BridgeConfig From(NetConf conf, CniRequest request)
+    {
+        var bridge = string.IsNullOrEmpty(conf.Bridge) ? DefaultBridge : conf.Bridge;
+        try { CniEnvironment.ValidateIfName(bridge); }
+        catch (CniException e)
+        {
+            throw new CniException(CniErrorCode.InvalidNetworkConfig,
+                $"bridge: '{bridge}' is not a valid interface name ({e.Message[(e.Message.IndexOf(':') + 1)..].Trim()})");
+        }
+
+        if (conf.Mtu is int mtu && (mtu < 68 || mtu > 65535))
+            throw new CniException(CniErrorCode.InvalidNetworkConfig, $"mtu: {mtu} is outside 68..65535");
+        if (conf.HairpinMode && conf.PromiscMode)
+            throw new CniException(CniErrorCode.InvalidNetworkConfig,
+                "hairpinMode and promiscMode cannot both be true (hairpin needs the bridge to filter its own frames)");
+        if (conf.IpMasq)
+            throw new CniException(CniErrorCode.UnsupportedField,
+                "ipMasq: true is not supported by podbridge yet; masquerade pod traffic with your own rule (see README)");
+        if (conf.Vlan is int vlan && vlan != 0)
+            throw new CniException(CniErrorCode.UnsupportedField, $"vlan: {vlan} is not supported by podbridge yet");
+
+        var ipamType = conf.Ipam?.Type;
+        if (conf.Ipam is not null && string.IsNullOrEmpty(ipamType))
+            throw new CniException(CniErrorCode.InvalidNetworkConfig, "ipam.type is required when an ipam section is given");
+
+        // MAC priority (CONVENTIONS.md): runtimeConfig.mac > args.cni.mac > CNI_ARGS MAC=.
+        (string Field, string? Value) mac = conf.RuntimeConfig?.Mac is { Length: > 0 } rm ? ("runtimeConfig.mac", rm)
+            : conf.Args?.Cni?.Mac is { Length: > 0 } am ? ("args.cni.mac", am)
+            : ("CNI_ARGS MAC", request.Args.Mac);
+        byte[]? macBytes = null;
+        if (!string.IsNullOrEmpty(mac.Value))
+        {
+            try { macBytes = Netlink.Mac.Parse(mac.Value); }
+            catch (FormatException)
+            {
+                throw new CniException(CniErrorCode.InvalidNetworkConfig, $"{mac.Field}: '{mac.Value}' is not a MAC address");
+            }
+            if ((macBytes[0] & 1) != 0)
+                throw new CniException(CniErrorCode.InvalidNetworkConfig, $"{mac.Field}: '{mac.Value}' is a multicast MAC address");
+        }
+
+        return new BridgeConfig(bridge, conf.IsGateway || conf.IsDefaultGateway, conf.IsDefaultGateway, conf.ForceAddress,
+            conf.Mtu, conf.HairpinMode, conf.PromiscMode, conf.EnableDad, macBytes, ipamType);
+    }
+
+    public ICniPlugin? CreateIpam() => IpamType switch
+    {
+        null => null,
+        EmbeddedIpam => new Ipam.PodBridgeIpam(),
+        var other => new DelegatedPlugin(other),
+    };
+}

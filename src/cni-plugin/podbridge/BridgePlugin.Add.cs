@@ -1,0 +1,178 @@
+using System.Net;
+using System.Net.Sockets;
+using PodBridge.Cni;
+using PodBridge.Netlink;
+
+namespace PodBridge.Plugin;
+
+public sealed partial class BridgePlugin
+{
+    public CniResult Add(CniRequest request, NetConf conf)
+    {
+        var cfg = BridgeConfig.From(conf, request);
+        using var podNs = OpenPodNetNs(request);
+        using var rollback = new Rollback();
+
+        // IPAM first: an exhausted range or a bad static request fails before any link exists.
+        var ipam = cfg.CreateIpam();
+        var ipamResult = new CniResult();
+        if (ipam is not null)
+        {
+            using (Log.Time("ipam.add")) ipamResult = ipam.Add(request, conf);
+            rollback.Push("IPAM allocation", () => ipam.Del(request, conf));
+        }
+
+        using var host = RtNetlinkSocket.Open();
+        var bridge = EnsureBridge(host, cfg);
+
+        using var pod = RtNetlinkSocket.OpenIn(podNs);
+        if (pod.GetLink(request.IfName) is not null)
+            throw new CniException(CniErrorCode.InterfaceExists,
+                $"{CniEnvironment.IfNameVar}={request.IfName} already exists in {request.NetNs}");
+
+        var hostName = HostVeth.Name(request.ContainerId, request.IfName);
+        using (Log.Time("netlink.veth"))
+        {
+            try
+            {
+                host.CreateVeth(hostName, request.IfName, podNs, cfg.Mtu, cfg.Mac);
+            }
+            catch (NetlinkException e) when (e.Errno == Errno.EEXIST)
+            {
+                throw new CniException(CniErrorCode.InterfaceExists,
+                    $"host veth {hostName} for {request.ContainerId}/{request.IfName} already exists " +
+                    "(a previous ADD without DEL, or a name collision); run DEL for this container first");
+            }
+            catch (NetlinkException e) { throw Kernel($"creating veth {hostName} <-> {request.IfName}", e); }
+        }
+        // Deleting either end removes the pair, including the pod end.
+        rollback.Push($"veth {hostName}", () => host.DeleteLink(hostName));
+
+        LinkInfo hostLink, podLink;
+        using (Log.Time("netlink.attach"))
+        {
+            try
+            {
+                hostLink = host.GetLink(hostName) ?? throw new CniException(CniErrorCode.NetlinkFailure, $"veth {hostName} vanished after creation");
+                host.SetMaster(hostLink.Index, bridge.Index);
+                if (cfg.HairpinMode) host.SetBridgePortHairpin(hostLink.Index, true);
+                host.SetLinkUp(hostLink.Index);
+                hostLink = host.GetLink(hostLink.Index) ?? hostLink;
+                podLink = pod.GetLink(request.IfName) ?? throw new CniException(CniErrorCode.NetlinkFailure, $"{request.IfName} vanished from {request.NetNs} after creation");
+            }
+            catch (NetlinkException e) { throw Kernel($"attaching {hostName} to bridge {cfg.BridgeName}", e); }
+        }
+
+        var result = new CniResult
+        {
+            Interfaces =
+            {
+                new CniInterface { Name = bridge.Name, Mac = bridge.MacString, Mtu = bridge.Mtu },
+                new CniInterface { Name = hostLink.Name, Mac = hostLink.MacString, Mtu = hostLink.Mtu },
+                new CniInterface { Name = podLink.Name, Mac = podLink.MacString, Mtu = podLink.Mtu, Sandbox = request.NetNs },
+            },
+            Dns = ipamResult.Dns.IsEmpty && conf.Dns is { } d
+                ? new CniDns { Nameservers = d.Nameservers ?? [], Domain = d.Domain, Search = d.Search ?? [], Options = d.Options ?? [] }
+                : ipamResult.Dns,
+        };
+
+        ConfigurePod(pod, podLink, cfg, ipamResult, result);
+        if (cfg.IsGateway) ConfigureGateway(host, bridge, cfg, ipamResult);
+        EnsureHostSysctls(cfg.IsGateway && result.Ips.Any(i => !i.Address.IsV6), cfg.IsGateway && result.Ips.Any(i => i.Address.IsV6));
+
+        rollback.Commit();
+        Log.Info($"added {podLink.Name} ({string.Join(", ", result.Ips.Select(i => i.Address))}) via {hostName} on {bridge.Name}");
+        return result;
+    }
+
+    /// <summary>Create the bridge or accept an existing one; concurrent ADDs may race to create it.</summary>
+    private static LinkInfo EnsureBridge(RtNetlinkSocket host, BridgeConfig cfg)
+    {
+        using var _ = Log.Time("netlink.bridge");
+        try
+        {
+            var link = host.GetLink(cfg.BridgeName);
+            if (link is null)
+            {
+                try { host.CreateBridge(cfg.BridgeName, cfg.Mtu); }
+                catch (NetlinkException e) when (e.Errno == Errno.EEXIST) { /* another ADD created it first */ }
+                link = host.GetLink(cfg.BridgeName)
+                    ?? throw new CniException(CniErrorCode.NetlinkFailure, $"bridge {cfg.BridgeName} vanished after creation");
+            }
+            if (link.Kind != "bridge")
+                throw new CniException(CniErrorCode.InvalidNetworkConfig,
+                    $"bridge: {cfg.BridgeName} exists but is a {link.Kind ?? "device"} link, not a bridge");
+            if (cfg.PromiscMode && !link.Promisc) host.SetPromisc(link.Index, true);
+            if (!link.IsUp) host.SetLinkUp(link.Index);
+            return link;
+        }
+        catch (NetlinkException e) { throw Kernel($"setting up bridge {cfg.BridgeName}", e); }
+    }
+
+    /// <summary>Addresses, link up and routes inside the pod netns; fills result.ips/routes.</summary>
+    private static void ConfigurePod(RtNetlinkSocket pod, LinkInfo podLink, BridgeConfig cfg, CniResult ipamResult, CniResult result)
+    {
+        using var _ = Log.Time("netlink.pod");
+        try
+        {
+            foreach (var ip in ipamResult.Ips)
+            {
+                // IFA_F_NODAD: the address is usable at once instead of ~1-2 s of IPv6 DAD (enabledad turns DAD on).
+                pod.AddAddress(podLink.Index, ip.Address.Address, ip.Address.PrefixLength, noDad: !cfg.EnableDad);
+                result.Ips.Add(new CniIpConfig { Address = ip.Address, Gateway = ip.Gateway, Interface = 2 });
+            }
+            pod.SetLinkUp(podLink.Index);
+
+            var routes = new List<CniRoute>(ipamResult.Routes);
+            if (cfg.IsDefaultGateway)
+            {
+                foreach (var family in new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 })
+                {
+                    var gw = ipamResult.Ips.FirstOrDefault(i => i.Address.Address.AddressFamily == family && i.Gateway is not null)?.Gateway;
+                    if (gw is null) continue;
+                    var any = family == AddressFamily.InterNetwork ? IPAddress.Any : IPAddress.IPv6Any;
+                    if (routes.Any(r => r.Dst.PrefixLength == 0 && r.Dst.Address.AddressFamily == family)) continue;
+                    routes.Add(new CniRoute { Dst = new IpCidr(any, 0), Gw = gw });
+                }
+            }
+            foreach (var route in routes)
+            {
+                var family = route.Dst.Address.AddressFamily;
+                var gw = route.Gw ?? ipamResult.Ips.FirstOrDefault(i => i.Address.Address.AddressFamily == family)?.Gateway;
+                pod.AddRoute(new RouteSpec(route.Dst.Address, route.Dst.PrefixLength, gw, podLink.Index));
+                result.Routes.Add(route);
+            }
+        }
+        catch (NetlinkException e) { throw Kernel($"configuring {podLink.Name} in the pod netns", e); }
+    }
+
+    /// <summary>
+    /// The gateway address on the bridge (ensureAddress): kept when already there; another address of the same
+    /// subnet is an error unless forceAddress, which replaces it.
+    /// </summary>
+    private static void ConfigureGateway(RtNetlinkSocket host, LinkInfo bridge, BridgeConfig cfg, CniResult ipamResult)
+    {
+        using var _ = Log.Time("netlink.gateway");
+        try
+        {
+            var existing = host.ListAddresses(bridge.Index);
+            foreach (var ip in ipamResult.Ips)
+            {
+                if (ip.Gateway is not { } gw) continue;
+                var prefix = ip.Address.PrefixLength;
+                if (existing.Any(a => a.Address.Equals(gw) && a.PrefixLength == prefix)) continue;
+                foreach (var other in existing.Where(a => !a.Address.Equals(gw) && SameSubnet(a.Address, gw, Math.Min(prefix, a.PrefixLength))))
+                {
+                    if (other.Address.IsIPv6LinkLocal) continue;
+                    if (!cfg.ForceAddress)
+                        throw new CniException(CniErrorCode.InvalidNetworkConfig,
+                            $"bridge {bridge.Name} already has {other.Address}/{other.PrefixLength} in the subnet of gateway {gw}/{prefix}; set forceAddress to replace it");
+                    host.DeleteAddress(bridge.Index, other.Address, other.PrefixLength);
+                }
+                try { host.AddAddress(bridge.Index, gw, prefix, noDad: true); }
+                catch (NetlinkException e) when (e.Errno == Errno.EEXIST) { /* a concurrent ADD added it */ }
+            }
+        }
+        catch (NetlinkException e) { throw Kernel($"adding the gateway address to bridge {bridge.Name}", e); }
+    }
+}

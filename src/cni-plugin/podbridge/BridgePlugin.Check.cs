@@ -1,0 +1,90 @@
+using System.Net.Sockets;
+using PodBridge.Cni;
+using PodBridge.Netlink;
+
+namespace PodBridge.Plugin;
+
+public sealed partial class BridgePlugin
+{
+    /// <summary>
+    /// Verifies prevResult against the kernel and the IPAM: bridge, host veth as its port and the pod end's peer,
+    /// the pod interface with its MAC, every address and route. The first mismatch is reported by name (code 106).
+    /// </summary>
+    public void Check(CniRequest request, NetConf conf)
+    {
+        var cfg = BridgeConfig.From(conf, request);
+        if (conf.PrevResult is not { } prevJson || prevJson.ValueKind != System.Text.Json.JsonValueKind.Object)
+            throw new CniException(CniErrorCode.InvalidNetworkConfig, "prevResult is required for CHECK");
+        var prev = CniResult.Parse(prevJson, "prevResult");
+
+        var ipam = cfg.CreateIpam();
+        if (ipam is not null)
+            using (Log.Time("ipam.check")) ipam.Check(request, conf);
+
+        using var podNs = OpenPodNetNs(request);
+        try
+        {
+            using var host = RtNetlinkSocket.Open();
+            using var pod = RtNetlinkSocket.OpenIn(podNs);
+
+            var bridge = host.GetLink(cfg.BridgeName) ?? throw Mismatch($"bridge {cfg.BridgeName} does not exist");
+            if (bridge.Kind != "bridge") throw Mismatch($"{cfg.BridgeName} is not a bridge");
+
+            var podIfIndex = prev.Interfaces.FindIndex(i => i.Name == request.IfName && !string.IsNullOrEmpty(i.Sandbox));
+            if (podIfIndex < 0) throw Mismatch($"prevResult has no interface {request.IfName} with a sandbox");
+            var expected = prev.Interfaces[podIfIndex];
+            var podLink = pod.GetLink(request.IfName) ?? throw Mismatch($"{request.IfName} does not exist in {request.NetNs}");
+            if (podLink.Kind != "veth") throw Mismatch($"{request.IfName} in {request.NetNs} is not a veth");
+            if (expected.Mac is not null && !string.Equals(expected.Mac, podLink.MacString, StringComparison.OrdinalIgnoreCase))
+                throw Mismatch($"{request.IfName} has MAC {podLink.MacString}, prevResult says {expected.Mac}");
+            if (cfg.Mtu is int mtu && podLink.Mtu != mtu) throw Mismatch($"{request.IfName} has MTU {podLink.Mtu}, config says {mtu}");
+
+            var hostName = HostVeth.Name(request.ContainerId, request.IfName);
+            var hostLink = host.GetLink(hostName) ?? throw Mismatch($"host veth {hostName} does not exist");
+            if (podLink.ParentIndex != hostLink.Index) throw Mismatch($"{request.IfName}'s peer is not host veth {hostName}");
+            if (hostLink.MasterIndex != bridge.Index) throw Mismatch($"host veth {hostName} is not a port of bridge {cfg.BridgeName}");
+
+            var addresses = pod.ListAddresses(podLink.Index);
+            foreach (var ip in prev.Ips.Where(i => i.Interface is null || i.Interface == podIfIndex))
+                if (!addresses.Any(a => a.Address.Equals(ip.Address.Address) && a.PrefixLength == ip.Address.PrefixLength))
+                    throw Mismatch($"{request.IfName} is missing address {ip.Address}");
+
+            if (prev.Routes.Count > 0)
+            {
+                var routes = pod.ListRoutes(AddressFamily.InterNetwork).Concat(pod.ListRoutes(AddressFamily.InterNetworkV6)).ToList();
+                foreach (var r in prev.Routes)
+                    if (!routes.Any(k => k.Destination.Equals(r.Dst.Address) && k.PrefixLength == r.Dst.PrefixLength
+                                         && (r.Gw is null || r.Gw.Equals(k.Gateway))))
+                        throw Mismatch($"route {r.Dst}{(r.Gw is null ? "" : $" via {r.Gw}")} is missing in {request.NetNs}");
+            }
+        }
+        catch (NetlinkException e) { throw Kernel("reading kernel state for CHECK", e); }
+
+        static CniException Mismatch(string what) => new(CniErrorCode.CheckFailed, $"CHECK: {what}");
+    }
+
+    public void Gc(CniRequest request, NetConf conf)
+    {
+        var cfg = BridgeConfig.From(conf, request);
+        switch (cfg.CreateIpam())
+        {
+            case Ipam.PodBridgeIpam embedded:
+                // Also remove host ends of attachments the runtime no longer knows (their netns may be leaked).
+                foreach (var (containerId, ifName) in embedded.GcReleased(request, conf))
+                {
+                    try { DeleteHostVeth(cfg, HostVeth.Name(containerId, ifName)); }
+                    catch (CniException e) { Log.Warn($"GC: {e.Message}"); }
+                }
+                break;
+            case { } delegated:
+                delegated.Gc(request, conf);
+                break;
+        }
+    }
+
+    public void Status(CniRequest request, NetConf conf)
+    {
+        var cfg = BridgeConfig.From(conf, request);
+        cfg.CreateIpam()?.Status(request, conf);
+    }
+}
