@@ -10,6 +10,8 @@ public enum CniErrorCode
     IoFailure = 5,
     DecodingFailure = 6,
     InvalidNetworkConfig = 7,
+    /// <summary>CNI_NETNS is unusable, e.g. it is the plugin's own namespace (libcni types.ErrInvalidNetNS; not in SPEC.md's table).</summary>
+    InvalidNetNs = 8,
     TryAgainLater = 11,
     PluginNotAvailable = 50,
     PluginNotAvailableLimitedConnectivity = 51,

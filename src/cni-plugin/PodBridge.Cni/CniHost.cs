@@ -17,15 +17,21 @@ public static class CniHost
     {
         string errorVersion = CniVersion.Latest;
         CniRequest? request = null;
+        var stdinRead = false;
+        byte[] ReadStdinOnce()
+        {
+            stdinRead = true;
+            return io.ReadStdin();
+        }
         try
         {
-            request = CniEnvironment.Parse(io.GetEnv, io.ReadStdin);
+            request = CniEnvironment.Parse(io.GetEnv, ReadStdinOnce);
             errorVersion = NetConf.PeekVersion(request.StdinConfig) ?? errorVersion;
             Log.Begin(pluginName, request);
 
             if (request.Verb == CniVerb.Version)
             {
-                WriteVersion(io.Stdout, NetConf.PeekVersion(request.StdinConfig) ?? CniVersion.Latest);
+                WriteVersion(io.Stdout, errorVersion);
                 return 0;
             }
 
@@ -50,6 +56,14 @@ public static class CniHost
         }
         catch (CniException e)
         {
+            // An invalid CNI_* variable is found before stdin is read, but the error should still speak the
+            // config's cniVersion. Only for verbs that carry a config: a bare `podbridge` run by hand
+            // (no CNI_COMMAND) must not block reading a terminal.
+            if (request is null && !stdinRead && io.GetEnv(CniEnvironment.Command) is "ADD" or "DEL" or "CHECK" or "GC" or "STATUS")
+            {
+                try { errorVersion = NetConf.PeekVersion(ReadStdinOnce()) ?? errorVersion; }
+                catch (IOException) { }
+            }
             WriteError(io.Stdout, errorVersion, (int)e.Code, e.Message, e.Details);
             Log.End((int)e.Code, e.Message + (e.Details is null ? "" : $" ({e.Details})"));
             return 1;
@@ -83,7 +97,7 @@ public static class CniHost
 
     public static void WriteVersion(Stream stdout, string cniVersion)
     {
-        using var w = new Utf8JsonWriter(stdout);
+        using var w = new Utf8JsonWriter(stdout, CniResult.JsonOutput);
         w.WriteStartObject();
         w.WriteString("cniVersion", cniVersion);
         w.WriteStartArray("supportedVersions");
@@ -94,7 +108,7 @@ public static class CniHost
 
     public static void WriteError(Stream stdout, string cniVersion, int code, string msg, string? details)
     {
-        using var w = new Utf8JsonWriter(stdout, new JsonWriterOptions { Indented = true });
+        using var w = new Utf8JsonWriter(stdout, CniResult.JsonOutput);
         w.WriteStartObject();
         w.WriteString("cniVersion", cniVersion);
         w.WriteNumber("code", code);

@@ -77,9 +77,18 @@ public static class CniEnvironment
         if (need.HasFlag(Need.IfName)) ValidateIfName(ifName);
 
         var args = entry.Verb == CniVerb.Version ? CniArgs.Empty : CniArgs.Parse(rawArgs);
-        var stdin = entry.Verb == CniVerb.Version ? TryRead(readStdin) : readStdin();
+        var stdin = entry.Verb == CniVerb.Version ? TryRead(readStdin) : Read(readStdin);
         var pathList = path.Split(':', StringSplitOptions.RemoveEmptyEntries);
         return new CniRequest(entry.Verb, containerId, netns, ifName, args, pathList, stdin) { Environment = env };
+    }
+
+    private static byte[] Read(Func<byte[]> readStdin)
+    {
+        try { return readStdin(); }
+        catch (IOException e)
+        {
+            throw new CniException(CniErrorCode.IoFailure, $"cannot read the network config from stdin: {e.Message}");
+        }
     }
 
     private static byte[] TryRead(Func<byte[]> readStdin)

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 
 namespace PodBridge.Cni;
@@ -20,7 +21,7 @@ public readonly record struct IpCidr(IPAddress Address, int PrefixLength)
         cidr = default;
         if (string.IsNullOrEmpty(text)) return false;
         var slash = text.IndexOf('/');
-        if (slash <= 0 || !IPAddress.TryParse(text.AsSpan(0, slash), out var ip)) return false;
+        if (slash <= 0 || !TryParseAddress(text.AsSpan(0, slash), out var ip)) return false;
         if (!int.TryParse(text.AsSpan(slash + 1), System.Globalization.NumberStyles.None, null, out var len)) return false;
         var max = ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? 128 : 32;
         if (len > max) return false;
@@ -29,6 +30,49 @@ public readonly record struct IpCidr(IPAddress Address, int PrefixLength)
     }
 
     public override string ToString() => $"{Address}/{PrefixLength}";
+
+    /// <summary>
+    /// A plain address as Go's net.ParseIP reads it. IPAddress.TryParse alone is too lax for config input:
+    /// it reads "10.1" as 10.0.0.1, "010.1.0.5" as octal 8.1.0.5 and accepts "fe80::1%eth0" scope ids.
+    /// IPv4 here is exactly four decimal octets without leading zeros; IPv6 has no scope and no brackets.
+    /// </summary>
+    public static bool TryParseAddress(ReadOnlySpan<char> text, out IPAddress address)
+    {
+        address = IPAddress.None;
+        if (text.IsEmpty) return false;
+        if (text.Contains(':'))
+        {
+            if (text.ContainsAny('%', '[', ']') || !IPAddress.TryParse(text, out var v6)
+                || v6.AddressFamily != System.Net.Sockets.AddressFamily.InterNetworkV6) return false;
+            address = v6;
+            return true;
+        }
+        Span<byte> octets = stackalloc byte[4];
+        var part = 0;
+        foreach (var range in text.Split('.'))
+        {
+            var digits = text[range];
+            if (part == 4 || digits.Length is 0 or > 3 || (digits.Length > 1 && digits[0] == '0')) return false;
+            var value = 0;
+            foreach (var c in digits)
+            {
+                if (!char.IsAsciiDigit(c)) return false;
+                value = value * 10 + (c - '0');
+            }
+            if (value > 255) return false;
+            octets[part++] = (byte)value;
+        }
+        if (part != 4) return false;
+        address = new IPAddress(octets);
+        return true;
+    }
+
+    /// <summary><see cref="TryParseAddress(ReadOnlySpan{char}, out IPAddress)"/> for a nullable string.</summary>
+    public static bool TryParseAddress(string? text, out IPAddress address)
+    {
+        address = IPAddress.None;
+        return text is not null && TryParseAddress(text.AsSpan(), out address);
+    }
 }
 
 public sealed class CniInterface
@@ -59,7 +103,7 @@ public sealed class CniDns
     public string? Domain { get; init; }
     public List<string> Search { get; init; } = [];
     public List<string> Options { get; init; } = [];
-    public bool IsEmpty => Nameservers.Count == 0 && Domain is null && Search.Count == 0 && Options.Count == 0;
+    public bool IsEmpty => Nameservers.Count == 0 && string.IsNullOrEmpty(Domain) && Search.Count == 0 && Options.Count == 0;
 }
 
 /// <summary>The ADD result (and prevResult). Written in the config's cniVersion by <see cref="Write"/>.</summary>
@@ -85,8 +129,10 @@ public sealed class CniResult
             {
                 w.WriteStartObject();
                 w.WriteString("name", i.Name);
-                if (i.Mac is not null) w.WriteString("mac", i.Mac);
-                if (i.Mtu is int mtu && CniVersion.AtLeast(cniVersion, "1.1.0")) w.WriteNumber("mtu", mtu);
+                // Go's net.HardwareAddr prints lowercase; runtimes compare MACs as strings.
+                if (!string.IsNullOrEmpty(i.Mac)) w.WriteString("mac", i.Mac.ToLowerInvariant());
+                // interfaces[].mtu exists from spec 1.1.0 on; 0 means "unknown" (libcni omits it too).
+                if (i.Mtu is int mtu && mtu > 0 && CniVersion.AtLeast(cniVersion, "1.1.0")) w.WriteNumber("mtu", mtu);
                 if (!string.IsNullOrEmpty(i.Sandbox)) w.WriteString("sandbox", i.Sandbox);
                 w.WriteEndObject();
             }
@@ -122,7 +168,7 @@ public sealed class CniResult
         {
             w.WriteStartObject("dns");
             if (Dns.Nameservers.Count > 0) WriteStrings(w, "nameservers", Dns.Nameservers);
-            if (Dns.Domain is not null) w.WriteString("domain", Dns.Domain);
+            if (!string.IsNullOrEmpty(Dns.Domain)) w.WriteString("domain", Dns.Domain);
             if (Dns.Search.Count > 0) WriteStrings(w, "search", Dns.Search);
             if (Dns.Options.Count > 0) WriteStrings(w, "options", Dns.Options);
             w.WriteEndObject();
@@ -133,10 +179,21 @@ public sealed class CniResult
     public byte[] ToJson(string cniVersion)
     {
         using var ms = new MemoryStream();
-        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
+        using (var w = new Utf8JsonWriter(ms, JsonOutput))
             Write(w, cniVersion);
         return ms.ToArray();
     }
+
+    /// <summary>
+    /// How podbridge prints JSON on stdout. stdout is read by JSON parsers, never embedded in HTML, so the
+    /// default encoder's escaping of ' &lt; &gt; &amp; and non-ASCII (as \u0027 ...) would only hurt readability of
+    /// error messages that runtimes show verbatim.
+    /// </summary>
+    public static readonly JsonWriterOptions JsonOutput = new()
+    {
+        Indented = true,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
 
     private static void WriteStrings(Utf8JsonWriter w, string name, List<string> values)
     {
@@ -159,7 +216,9 @@ public sealed class CniResult
                     {
                         Name = Str(i, "name") ?? throw Bad(what, "interfaces[].name is missing"),
                         Mac = Str(i, "mac"),
-                        Mtu = i.TryGetProperty("mtu", out var m) && m.ValueKind == JsonValueKind.Number ? m.GetInt32() : null,
+                        Mtu = i.TryGetProperty("mtu", out var m) && m.ValueKind == JsonValueKind.Number
+                            ? m.TryGetInt32(out var mtu) && mtu >= 0 ? mtu : throw Bad(what, $"interfaces[].mtu {m.GetRawText()} is not an MTU")
+                            : null,
                         Sandbox = Str(i, "sandbox"),
                     });
             if (e.TryGetProperty("ips", out var ips) && ips.ValueKind == JsonValueKind.Array)
@@ -171,8 +230,10 @@ public sealed class CniResult
                     result.Ips.Add(new CniIpConfig
                     {
                         Address = cidr,
-                        Gateway = gw is null ? null : IPAddress.TryParse(gw, out var g) ? g : throw Bad(what, $"ips[].gateway '{gw}' is not an address"),
-                        Interface = ip.TryGetProperty("interface", out var ix) && ix.ValueKind == JsonValueKind.Number ? ix.GetInt32() : null,
+                        Gateway = gw is null ? null : IpCidr.TryParseAddress(gw, out var g) ? g : throw Bad(what, $"ips[].gateway '{gw}' is not an address"),
+                        Interface = ip.TryGetProperty("interface", out var ix) && ix.ValueKind == JsonValueKind.Number
+                            ? ix.TryGetInt32(out var idx) && idx >= 0 ? idx : throw Bad(what, $"ips[].interface {ix.GetRawText()} is not an index")
+                            : null,
                     });
                 }
             if (e.TryGetProperty("routes", out var routes) && routes.ValueKind == JsonValueKind.Array)
@@ -184,7 +245,7 @@ public sealed class CniResult
                     result.Routes.Add(new CniRoute
                     {
                         Dst = cidr,
-                        Gw = gw is null ? null : IPAddress.TryParse(gw, out var g) ? g : throw Bad(what, $"routes[].gw '{gw}' is not an address"),
+                        Gw = gw is null ? null : IpCidr.TryParseAddress(gw, out var g) ? g : throw Bad(what, $"routes[].gw '{gw}' is not an address"),
                     });
                 }
             if (e.TryGetProperty("dns", out var dns) && dns.ValueKind == JsonValueKind.Object)

@@ -32,6 +32,10 @@ public sealed class DelegatedPlugin(string type) : ICniPlugin
     {
         if (type.Contains('/') || type is "." or "..")
             throw new CniException(CniErrorCode.InvalidNetworkConfig, $"ipam.type '{type}' must be a plugin name, not a path");
+        // CNI_PATH is optional for podbridge's embedded IPAM, so the env table does not require it; a delegated IPAM does.
+        if (request.Path.Count == 0)
+            throw new CniException(CniErrorCode.InvalidEnvironmentVariables,
+                $"{CniEnvironment.PathVar} is required to run IPAM plugin '{type}' but is not set");
         foreach (var dir in request.Path)
         {
             var candidate = System.IO.Path.Combine(dir, type);

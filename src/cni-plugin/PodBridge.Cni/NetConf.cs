@@ -93,7 +93,8 @@ public sealed class NetConf
             {
                 var isVersion = reader.ValueTextEquals("cniVersion"u8);
                 if (!reader.Read()) return null;
-                if (isVersion) return reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+                // "" counts as unset, like an empty environment variable: the caller falls back to its default.
+                if (isVersion) return reader.TokenType == JsonTokenType.String && reader.GetString() is { Length: > 0 } v ? v : null;
                 reader.Skip();
             }
         }
@@ -120,8 +121,24 @@ public sealed class NetConf
         }
     }
 
-    private static string JsonPathToKey(string? path) =>
-        string.IsNullOrEmpty(path) ? "the document" : path.StartsWith("$.", StringComparison.Ordinal) ? path[2..] : path;
+    /// <summary>"$.ipam.ranges[0][0].subnet" → "ipam.ranges[0][0].subnet"; "$['cni.dev/attachments'][0]" → "cni.dev/attachments[0]".</summary>
+    private static string JsonPathToKey(string? path)
+    {
+        if (string.IsNullOrEmpty(path) || path == "$") return "the document";
+        // System.Text.Json writes names that are not plain identifiers in bracket form.
+        var key = new System.Text.StringBuilder(path.Length);
+        for (var i = path[0] == '$' ? 1 : 0; i < path.Length; i++)
+        {
+            if (path[i] == '[' && i + 1 < path.Length && path[i + 1] == '\''
+                && path.IndexOf("']", i, StringComparison.Ordinal) is var end and > 0)
+            {
+                key.Append('.').Append(path, i + 2, end - i - 2);
+                i = end + 1;
+            }
+            else key.Append(path[i]);
+        }
+        return key.Length > 0 && key[0] == '.' ? key.ToString(1, key.Length - 1) : key.ToString();
+    }
 }
 
 public sealed class IpamConfig

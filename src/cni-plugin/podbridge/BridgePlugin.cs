@@ -20,12 +20,12 @@ public sealed partial class BridgePlugin : ICniPlugin
         }
         catch (NetlinkException e) when (e.Errno == Errno.ENOENT)
         {
-            throw new CniException(CniErrorCode.InvalidEnvironmentVariables,
+            throw new CniException(CniErrorCode.InvalidNetNs,
                 $"{CniEnvironment.NetNsVar}={request.NetNs} does not exist");
         }
         catch (NetlinkException e)
         {
-            throw new CniException(CniErrorCode.InvalidEnvironmentVariables,
+            throw new CniException(CniErrorCode.InvalidNetNs,
                 $"{CniEnvironment.NetNsVar}={request.NetNs} cannot be used: {e.Message}");
         }
 
@@ -33,7 +33,7 @@ public sealed partial class BridgePlugin : ICniPlugin
         if (ns.IsSameAs(own))
         {
             ns.Dispose();
-            throw new CniException(CniErrorCode.InvalidEnvironmentVariables,
+            throw new CniException(CniErrorCode.InvalidNetNs,
                 $"{CniEnvironment.NetNsVar}={request.NetNs} is the plugin's own network namespace, not a pod's");
         }
         return ns;
