@@ -1,0 +1,92 @@
+using System.Net;
+using PodBridge.Netlink.Wire;
+
+namespace PodBridge.Netlink;
+
+/// <summary>Decodes RTM_NEWLINK / RTM_NEWADDR / RTM_NEWROUTE replies; other message types give null.</summary>
+internal static class RtParsers
+{
+    public static LinkInfo? Link(in NetlinkMessage message)
+    {
+        if (message.Type != MessageType.NewLink) return null;
+        var header = message.ReadFixed<IfInfoMsg>(out var attributes);
+        string? name = null, kind = null;
+        byte[] mac = [];
+        int mtu = 0;
+        int? master = null, parent = null, netnsId = null;
+        while (attributes.TryRead(out var a))
+        {
+            switch (a.Type)
+            {
+                case LinkAttr.Name: name = a.String; break;
+                case LinkAttr.Address: mac = a.Value.ToArray(); break;
+                case LinkAttr.Mtu: mtu = a.I32; break;
+                case LinkAttr.Master: master = a.I32; break;
+                case LinkAttr.Link: parent = a.I32; break;
+                case LinkAttr.LinkNetNsId: netnsId = a.I32; break;
+                case LinkAttr.LinkInfo:
+                    var info = a.Nested;
+                    while (info.TryRead(out var i))
+                        if (i.Type == LinkInfoAttr.Kind) kind = i.String;
+                    break;
+            }
+        }
+        return new LinkInfo(
+            header.Index,
+            name ?? throw NetlinkReader.Malformed($"RTM_NEWLINK for ifindex {header.Index} has no IFLA_IFNAME"),
+            kind,
+            mac,
+            mtu,
+            (header.Flags & LinkFlags.Up) != 0,
+            (header.Flags & LinkFlags.Promisc) != 0,
+            master is 0 ? null : master,
+            parent,
+            netnsId);
+    }
+
+    public static AddressInfo? Address(in NetlinkMessage message)
+    {
+        if (message.Type != MessageType.NewAddr) return null;
+        var header = message.ReadFixed<IfAddrMsg>(out var attributes);
+        // An AF_UNSPEC dump also walks other families' tables (MCTP, Phonet) whose addresses are not IP.
+        if (header.Family is not (Family.Inet or Family.Inet6)) return null;
+        IPAddress? local = null, address = null;
+        uint flags = header.Flags;
+        while (attributes.TryRead(out var a))
+        {
+            switch (a.Type)
+            {
+                case AddrAttr.Local: local = a.Address; break;
+                case AddrAttr.Address: address = a.Address; break;
+                case AddrAttr.Flags: flags = a.U32; break;
+            }
+        }
+        var ip = local ?? address;
+        if (ip is null) return null;
+        return new AddressInfo(header.Index, ip, header.PrefixLength, header.Scope, flags);
+    }
+
+    public static RouteInfo? Route(in NetlinkMessage message)
+    {
+        if (message.Type != MessageType.NewRoute) return null;
+        var header = message.ReadFixed<RtMsg>(out var attributes);
+        if (header.Family is not (Family.Inet or Family.Inet6)) return null;
+        IPAddress? destination = null, gateway = null;
+        int? oif = null;
+        uint table = header.Table;
+        while (attributes.TryRead(out var a))
+        {
+            switch (a.Type)
+            {
+                case RouteAttr.Dst: destination = a.Address; break;
+                case RouteAttr.Gateway: gateway = a.Address; break;
+                case RouteAttr.Oif: oif = a.I32; break;
+                // Tables above 255 exist only here; rtm_table then says RT_TABLE_COMPAT (252).
+                case RouteAttr.Table: table = a.U32; break;
+            }
+        }
+        destination ??= header.Family == Family.Inet6 ? IPAddress.IPv6Any : IPAddress.Any;
+        return new RouteInfo(destination, header.DstLength, gateway, oif, header.Scope,
+            table > byte.MaxValue ? (byte)0 : (byte)table, header.Protocol);
+    }
+}
