@@ -139,7 +139,8 @@ public sealed partial class BridgePlugin
             {
                 var family = route.Dst.Address.AddressFamily;
                 var gw = route.Gw ?? ipamResult.Ips.FirstOrDefault(i => i.Address.Address.AddressFamily == family)?.Gateway;
-                pod.AddRoute(new RouteSpec(route.Dst.Address, route.Dst.PrefixLength, gw, podLink.Index));
+                // The kernel rejects host bits in a route destination; configs sometimes carry them (10.96.1.1/12).
+                pod.AddRoute(new RouteSpec(Network(route.Dst), route.Dst.PrefixLength, gw, podLink.Index));
                 result.Routes.Add(route);
             }
         }

@@ -53,7 +53,7 @@ public sealed partial class BridgePlugin
             {
                 var routes = pod.ListRoutes(AddressFamily.InterNetwork).Concat(pod.ListRoutes(AddressFamily.InterNetworkV6)).ToList();
                 foreach (var r in prev.Routes)
-                    if (!routes.Any(k => k.Destination.Equals(r.Dst.Address) && k.PrefixLength == r.Dst.PrefixLength
+                    if (!routes.Any(k => k.Destination.Equals(Network(r.Dst)) && k.PrefixLength == r.Dst.PrefixLength
                                          && (r.Gw is null || r.Gw.Equals(k.Gateway))))
                         throw Mismatch($"route {r.Dst}{(r.Gw is null ? "" : $" via {r.Gw}")} is missing in {request.NetNs}");
             }

@@ -79,6 +79,15 @@ public sealed partial class BridgePlugin : ICniPlugin
         }
     }
 
+    /// <summary>The network address of a CIDR (host bits cleared).</summary>
+    private static IPAddress Network(IpCidr cidr)
+    {
+        var bytes = cidr.Address.GetAddressBytes();
+        for (var bit = cidr.PrefixLength; bit < bytes.Length * 8; bit++)
+            bytes[bit / 8] &= (byte)~(0x80 >> (bit % 8));
+        return new IPAddress(bytes);
+    }
+
     private static bool SameSubnet(IPAddress a, IPAddress b, int prefix)
     {
         if (a.AddressFamily != b.AddressFamily) return false;
