@@ -58,6 +58,8 @@ public sealed partial class BridgePlugin
                 if (cfg.HairpinMode) host.SetBridgePortHairpin(hostLink.Index, true);
                 host.SetLinkUp(hostLink.Index);
                 hostLink = host.GetLink(hostLink.Index) ?? hostLink;
+                // A bridge without an explicit address takes its lowest port MAC: report what it has now.
+                bridge = host.GetLink(bridge.Index) ?? bridge;
                 podLink = pod.GetLink(request.IfName) ?? throw new CniException(CniErrorCode.NetlinkFailure, $"{request.IfName} vanished from {request.NetNs} after creation");
             }
             catch (NetlinkException e) { throw Kernel($"attaching {hostName} to bridge {cfg.BridgeName}", e); }
