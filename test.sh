@@ -9,7 +9,7 @@
 #   ./test.sh --integration    publish + integration tests only
 #   ./test.sh --no-apt         never call apt-get
 #   ./test.sh --no-publish     test the binaries already in artifacts/bin (or $PODBRIDGE_BIN_DIR)
-#   ./test.sh --filter EXPR    passed to every `dotnet test --filter`
+#   ./test.sh --filter EXPR    passed to every `dotnet test --filter` (skips the benchmark smoke)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -108,7 +108,16 @@ for project in "${projects[@]}"; do
     fi
 done
 
-# (bench smoke goes here)
+# --- benchmark smoke -----------------------------------------------------------------------------------
+# A few pods through both plugins, only to keep the benchmark working: it asserts no timing, it fails only on
+# functional errors (a failed ADD, a duplicate address, something left behind).
+if [[ $RUN_INTEGRATION -eq 1 && $EUID -eq 0 && -z $FILTER ]]; then
+    say "benchmark smoke (bench/PodBridge.Bench --smoke)"
+    if ! dotnet run -c Release --project bench/PodBridge.Bench -- --smoke --bin-dir "${PODBRIDGE_BIN_DIR:-$REPO/artifacts/bin}"; then
+        echo "test.sh: the benchmark smoke run failed" >&2
+        BROKEN=$((BROKEN + 1))
+    fi
+fi
 
 echo
 [[ $BROKEN -eq 0 ]] || echo "test.sh: $BROKEN build/publish/run failure(s), see above"

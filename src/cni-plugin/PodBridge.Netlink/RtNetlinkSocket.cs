@@ -75,11 +75,16 @@ public sealed class RtNetlinkSocket : IDisposable
     }
 
     /// <summary>Creates a bridge; an existing link of that name fails with <see cref="Errno.EEXIST"/>.</summary>
-    public void CreateBridge(string name, int? mtu)
+    /// <param name="mac">
+    /// IFLA_ADDRESS. A bridge created without one takes the lowest MAC of its ports and changes it as ports come
+    /// and go; an explicit address stays put.
+    /// </param>
+    public void CreateBridge(string name, int? mtu, byte[]? mac = null)
     {
         CheckName(name);
         CheckMtu(mtu);
-        var length = RtRequests.NewBridge(Request, name, mtu);
+        if (mac is not null && mac.Length != 6) throw new ArgumentException("a MAC address has 6 bytes", nameof(mac));
+        var length = RtRequests.NewBridge(Request, name, mtu, mac);
         Ack(length, new Operation("RTM_NEWLINK bridge", name));
     }
 

@@ -36,11 +36,12 @@ internal static class RtRequests
         return w.Finish();
     }
 
-    public static int NewBridge(Span<byte> buffer, string name, int? mtu)
+    public static int NewBridge(Span<byte> buffer, string name, int? mtu, ReadOnlySpan<byte> mac = default)
     {
         var w = Begin(buffer, MessageType.NewLink, Create, new IfInfoMsg());
         w.WriteString(LinkAttr.Name, name);
         if (mtu is { } m) w.WriteU32(LinkAttr.Mtu, (uint)m);
+        if (!mac.IsEmpty) w.WriteAttribute(LinkAttr.Address, mac);
         using (w.BeginNested(LinkAttr.LinkInfo))
             w.WriteString(LinkInfoAttr.Kind, "bridge", nulTerminated: false);
         return w.Finish();

@@ -37,6 +37,11 @@ public sealed partial class BridgePlugin
             {
                 host.CreateVeth(hostName, request.IfName, podNs, cfg.Mtu, cfg.Mac);
             }
+            catch (NetlinkException e) when (e.Errno == Errno.EEXIST && ipam is not null && RemoveStaleHostVeth(host, hostName, bridge))
+            {
+                try { host.CreateVeth(hostName, request.IfName, podNs, cfg.Mtu, cfg.Mac); }
+                catch (NetlinkException again) { throw Kernel($"creating veth {hostName} <-> {request.IfName}", again); }
+            }
             catch (NetlinkException e) when (e.Errno == Errno.EEXIST)
             {
                 throw new CniException(CniErrorCode.InterfaceExists,
@@ -87,6 +92,22 @@ public sealed partial class BridgePlugin
         return result;
     }
 
+    /// <summary>
+    /// The host end of this very (containerID, ifname) still exists although the IPAM just proved the previous
+    /// attachment dead (its netns is gone): the kernel tears down a deleted netns's veths asynchronously, so a
+    /// quick re-ADD can meet the dying link. Only a veth on this network's bridge is removed, never anything else.
+    /// </summary>
+    private static bool RemoveStaleHostVeth(RtNetlinkSocket host, string hostName, LinkInfo bridge)
+    {
+        var link = host.GetLink(hostName);
+        if (link is null) return true;
+        if (link.Kind != "veth" || link.MasterIndex != bridge.Index) return false;
+        try { host.DeleteLink(link.Index); }
+        catch (NetlinkException e) when (e.Errno is Errno.ENODEV or Errno.ENOENT) { }
+        Log.Warn($"removed stale host veth {hostName} of a dead previous attachment");
+        return true;
+    }
+
     /// <summary>Create the bridge or accept an existing one; concurrent ADDs may race to create it.</summary>
     private static LinkInfo EnsureBridge(RtNetlinkSocket host, BridgeConfig cfg)
     {
@@ -96,7 +117,12 @@ public sealed partial class BridgePlugin
             var link = host.GetLink(cfg.BridgeName);
             if (link is null)
             {
-                try { host.CreateBridge(cfg.BridgeName, cfg.Mtu); }
+                // A fixed random MAC (locally administered): otherwise the bridge follows its lowest port MAC and the
+                // gateway's MAC changes under running pods as pods come and go.
+                var mac = new byte[6];
+                Random.Shared.NextBytes(mac);
+                mac[0] = (byte)((mac[0] & 0xfe) | 0x02);
+                try { host.CreateBridge(cfg.BridgeName, cfg.Mtu, mac); }
                 catch (NetlinkException e) when (e.Errno == Errno.EEXIST) { /* another ADD created it first */ }
                 link = host.GetLink(cfg.BridgeName)
                     ?? throw new CniException(CniErrorCode.NetlinkFailure, $"bridge {cfg.BridgeName} vanished after creation");

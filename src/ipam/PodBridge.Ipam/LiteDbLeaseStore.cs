@@ -77,6 +77,7 @@ public sealed class LiteDbLeaseStore : ILeaseStore
         {
             using (Log.Time("ipam.open"))
             {
+                CheckNotTruncated();
                 try
                 {
                     data = new SyncedFile(DbPath);
@@ -114,6 +115,31 @@ public sealed class LiteDbLeaseStore : ILeaseStore
             if (e is CniException) throw;
             throw Corrupt(e);
         }
+    }
+
+    private const int PageSize = 8192; // LiteDB's page: a healthy data file is whole pages
+
+    /// <summary>
+    /// LiteDB formats any empty or short file as a new database: after a truncation (a crash, an operator's
+    /// "> file") that would silently forget every lease and hand live pods' addresses out again. Only a first
+    /// open is allowed to start empty: neither file there yet, or just one of them, empty (a crash between
+    /// creating the two). Once both files exist, an empty or partial data file is damage (code 105).
+    /// </summary>
+    private void CheckNotTruncated()
+    {
+        var dataInfo = new FileInfo(DbPath);
+        var logInfo = new FileInfo(LogPath);
+        var dataLength = dataInfo.Exists ? dataInfo.Length : 0;
+        var logLength = logInfo.Exists ? logInfo.Length : 0;
+        string? damage = null;
+        if (dataLength % PageSize != 0)
+            damage = $"its size {dataLength} is not a whole number of {PageSize}-byte pages";
+        else if (dataLength == 0 && logLength > 0)
+            damage = $"it is {(dataInfo.Exists ? "empty" : "missing")} but its log {LogPath} holds {logLength} bytes";
+        else if (dataLength == 0 && dataInfo.Exists && logInfo.Exists)
+            damage = "it is empty although the database was created before (its log file exists)";
+        if (damage is not null)
+            throw Corrupt(new InvalidDataException(damage));
     }
 
     internal CniException Corrupt(Exception e) => new(CniErrorCode.StoreCorrupt,

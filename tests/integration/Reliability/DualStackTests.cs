@@ -24,18 +24,20 @@ public sealed class DualStackTests(ITestOutputHelper output)
         conf["isDefaultGateway"] = true;
 
         var ra = (await cni.Add(a, conf)).AssertSuccess().Result;
+        // Checked before b's ADD: a new port with a lower MAC changes the bridge's MAC (the result's interfaces[0]).
+        var va = await Expect.ResultMatchesKernel(ra, "1.0.0", net, a, Flavor, dualStack: true, isGateway: true, defaultRoute: true);
         var rb = (await cni.Add(b, conf)).AssertSuccess().Result;
         var addedAt = Stopwatch.GetTimestamp();
 
-        // Before anything else, and exactly once: a tentative (DAD) address neither sends nor answers, so this
-        // single ping6 right after ADD fails unless the plugin added the addresses without DAD.
-        var (a6, b6) = (V6(ra), V6(rb));
-        var ping6 = await a.NetNs.Exec("ping", "-6", "-c1", "-W2", b6);
+        // Right after b's ADD returns, exactly once, waiting 1 s: a tentative address ignores neighbor solicitations
+        // until DAD ends (dad_transmits x retrans_time = 1 s by default, plus a random start delay), so this ping6
+        // fails unless the plugin added b's address without duplicate address detection (with enabledad it fails).
+        var (a6, b6) = (va.V6, V6(rb));
+        var ping6 = await a.NetNs.Exec("ping", "-6", "-c1", "-W1", b6);
         var firstPingMs = Stopwatch.GetElapsedTime(addedAt).TotalMilliseconds;
-        Assert.True(ping6.Ok, $"the first ping6 {a6} -> {b6}, sent right after ADD, failed: the address is not usable at once\n{ping6}");
-        output.WriteLine($"ping6 pod->pod answered {firstPingMs:F0} ms after the second ADD returned, first attempt");
+        Assert.True(ping6.Ok, $"the first ping6 {a6} -> {b6}, sent right after b's ADD, failed: the address is not usable at once\n{ping6}");
+        output.WriteLine($"ping6 pod->pod answered {firstPingMs:F0} ms after the ADD returned, first attempt, no sleep");
 
-        var va = await Expect.ResultMatchesKernel(ra, "1.0.0", net, a, Flavor, dualStack: true, isGateway: true, defaultRoute: true);
         var vb = await Expect.ResultMatchesKernel(rb, "1.0.0", net, b, Flavor, dualStack: true, isGateway: true, defaultRoute: true);
         foreach (var pod in new[] { a, b })
         {

@@ -165,7 +165,7 @@ public static class Must
     public static string HostVethOf(JsonObject result) => (string)result["interfaces"]![1]!["name"]!;
 }
 
-/// <summary>The figures a test prints; the tests read sizes from the environment so a slow machine can scale them down.</summary>
+/// <summary>Test sizes from the environment (a slow machine can scale them down), and small statistics for the printed figures.</summary>
 public static class Knobs
 {
     public static int Int(string name, int fallback) =>
@@ -266,5 +266,21 @@ public static class KillingRunner
             if (left > TimeSpan.FromMilliseconds(1.5)) Thread.Sleep(left - TimeSpan.FromMilliseconds(1));
             else Thread.SpinWait(20);
         }
+    }
+}
+
+/// <summary>Network configs the reliability tests share.</summary>
+public static class Configs
+{
+    /// <summary>The first /29 of the network's /24: gateway .1 on the bridge, five pod addresses .2-.6.</summary>
+    public const int Slash29Capacity = 5;
+
+    public static string Slash29(TestNetwork net) => $"10.250.{net.Octet}.0/29";
+
+    public static JsonObject Slash29Config(TestNetwork net, string cniVersion = "1.0.0")
+    {
+        var conf = net.Config(PluginFlavor.PodBridge, cniVersion);
+        conf["ipam"]!["ranges"] = new JsonArray(new JsonArray(TestNetwork.Range(Slash29(net))));
+        return conf;
     }
 }
