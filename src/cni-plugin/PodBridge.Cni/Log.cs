@@ -70,6 +70,8 @@ public static class Log
     public static void End(int code, string? error)
     {
         var ms = Stopwatch.GetElapsedTime(Started).TotalMilliseconds;
+        if (DebugEnabled)
+            Write(LogLevel.Debug, $"managed allocations {GC.GetTotalAllocatedBytes() / 1024} KiB, GCs {GC.CollectionCount(0)}");
         if (code == 0) Write(LogLevel.Info, $"ok in {ms:F1}ms");
         else Write(LogLevel.Error, $"failed with code {code} in {ms:F1}ms: {error}");
     }

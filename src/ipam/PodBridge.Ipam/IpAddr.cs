@@ -32,9 +32,8 @@ public readonly record struct IpAddr(UInt128 Value, bool IsV6) : IComparable<IpA
     public static bool TryParse(string? text, out IpAddr addr)
     {
         addr = default;
-        if (string.IsNullOrEmpty(text) || text.Contains('%') || !IPAddress.TryParse(text, out var ip)) return false;
-        // IPAddress.TryParse accepts "10" or "10.1" (inet_aton forms); CNI configs mean dotted quads.
-        if (ip.AddressFamily == AddressFamily.InterNetwork && text.Count(c => c == '.') != 3) return false;
+        // One address grammar for the whole plugin: dotted quads without leading zeros, IPv6 without scope.
+        if (!PodBridge.Cni.IpCidr.TryParseAddress(text, out var ip)) return false;
         addr = FromIPAddress(ip);
         return true;
     }

@@ -23,6 +23,9 @@ public class IpAddrTests
     [InlineData("10.1")]
     [InlineData("10.1.0.256")]
     [InlineData("fe80::1%eth0")]
+    [InlineData("010.1.0.5")]
+    [InlineData("10.1.0.5 ")]
+    [InlineData("[fd00::1]")]
     [InlineData("nope")]
     public void Rejects_what_is_not_a_plain_address(string text) => Assert.False(IpAddr.TryParse(text, out _));
 
