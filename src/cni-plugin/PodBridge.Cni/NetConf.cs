@@ -7,6 +7,8 @@ namespace PodBridge.Cni;
 /// <summary>
 /// The network configuration on stdin: the spec's common keys, the bridge plugin's keys and the IPAM section.
 /// Keys podbridge does not know are ignored (runtimes pass extras through).
+/// The [JsonPropertyName] attributes name each key; <see cref="NetConfReader"/> maps them by hand (no serializer
+/// metadata to build in every plugin process), and a unit test holds the two in step.
 /// </summary>
 public sealed class NetConf
 {
@@ -56,19 +58,7 @@ public sealed class NetConf
     public static NetConf Parse(byte[] json)
     {
         EnsureWellFormed(json);
-        NetConf? conf;
-        try
-        {
-            conf = JsonSerializer.Deserialize(json, CniJsonContext.Default.NetConf);
-        }
-        catch (JsonException e)
-        {
-            throw new CniException(CniErrorCode.InvalidNetworkConfig,
-                $"network config: {JsonPathToKey(e.Path)} has the wrong type", e.Message);
-        }
-        if (conf is null)
-            throw new CniException(CniErrorCode.DecodingFailure, "network config on stdin must be a JSON object, got null");
-
+        var conf = NetConfReader.Read(json);
         if (string.IsNullOrEmpty(conf.CniVersion))
             throw new CniException(CniErrorCode.InvalidNetworkConfig, "network config: cniVersion is required");
         if (!Versions.IsSupported(conf.CniVersion))
@@ -119,25 +109,6 @@ public sealed class NetConf
         {
             throw new CniException(CniErrorCode.DecodingFailure, $"network config on stdin is not valid JSON: {e.Message}");
         }
-    }
-
-    /// <summary>"$.ipam.ranges[0][0].subnet" → "ipam.ranges[0][0].subnet"; "$['cni.dev/attachments'][0]" → "cni.dev/attachments[0]".</summary>
-    private static string JsonPathToKey(string? path)
-    {
-        if (string.IsNullOrEmpty(path) || path == "$") return "the document";
-        // System.Text.Json writes names that are not plain identifiers in bracket form.
-        var key = new System.Text.StringBuilder(path.Length);
-        for (var i = path[0] == '$' ? 1 : 0; i < path.Length; i++)
-        {
-            if (path[i] == '[' && i + 1 < path.Length && path[i + 1] == '\''
-                && path.IndexOf("']", i, StringComparison.Ordinal) is var end and > 0)
-            {
-                key.Append('.').Append(path, i + 2, end - i - 2);
-                i = end + 1;
-            }
-            else key.Append(path[i]);
-        }
-        return key.Length > 0 && key[0] == '.' ? key.ToString(1, key.Length - 1) : key.ToString();
     }
 }
 
@@ -201,10 +172,3 @@ public sealed class GcAttachment
     [JsonPropertyName("containerID")] public string? ContainerId { get; set; }
     [JsonPropertyName("ifname")] public string? IfName { get; set; }
 }
-
-[JsonSourceGenerationOptions(
-    PropertyNameCaseInsensitive = false,
-    NumberHandling = JsonNumberHandling.Strict,
-    ReadCommentHandling = JsonCommentHandling.Disallow)]
-[JsonSerializable(typeof(NetConf))]
-public sealed partial class CniJsonContext : JsonSerializerContext;
