@@ -116,9 +116,9 @@ internal sealed class Report(BenchOptions options, Recorder recorder, MachineInf
         double? Size(IEnumerable<string> files) => files.All(File.Exists) ? files.Sum(Bytes) / 1048576.0 : null;
         var pbBins = new[] { Path.Combine(o.BinDir, "podbridge") };
         var refBins = new[] { Path.Combine(o.CniDir, "bridge"), Path.Combine(o.CniDir, "host-local") };
-        rows.Add(new Row("binaries for this config (podbridge | bridge+host-local)", "MiB",
+        rows.Add(new Row("binaries for this config (podbridge vs bridge+host-local)", "MiB",
             o.RunPodbridge ? Size(pbBins) : null, o.RunReference ? Size(refBins) : null));
-        rows.Add(new Row("podbridge-ipam (standalone IPAM) | host-local", "MiB",
+        rows.Add(new Row("podbridge-ipam (standalone IPAM) vs host-local", "MiB",
             o.RunPodbridge ? Size([Path.Combine(o.BinDir, "podbridge-ipam")]) : null,
             o.RunReference ? Size([Path.Combine(o.CniDir, "host-local")]) : null));
         return rows;
