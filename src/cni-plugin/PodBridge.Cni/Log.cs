@@ -12,7 +12,7 @@ public enum LogLevel { Debug = 0, Info = 1, Warn = 2, Error = 3, Off = 4 }
 /// Level and file come from the config (logLevel, logFile) or PODBRIDGE_LOG_LEVEL / PODBRIDGE_LOG_FILE.
 /// Debug adds per-step timings (<see cref="Time"/>).
 /// </summary>
-public static class Log
+public static partial class Log
 {
     private static readonly StringBuilder FileBuffer = new();
     private static readonly StringBuilder StderrBuffer = new();
@@ -104,8 +104,7 @@ public static class Log
             {
                 var dir = Path.GetDirectoryName(_file);
                 if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-                // O_APPEND: concurrent plugin processes interleave whole lines, not bytes.
-                File.AppendAllText(_file, FileBuffer.ToString());
+                AppendAtomically(_file, Encoding.UTF8.GetBytes(FileBuffer.ToString()));
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
@@ -114,4 +113,52 @@ public static class Log
             FileBuffer.Clear();
         }
     }
+
+    /// <summary>
+    /// One write(2) on an O_APPEND descriptor: the kernel places it at the end of the file atomically, so the
+    /// lines of concurrent plugin processes never overwrite each other (.NET's FileMode.Append writes with
+    /// pwrite at the length it saw when opening, which races).
+    /// </summary>
+    private static void AppendAtomically(string path, byte[] bytes)
+    {
+        const int O_WRONLY = 0x1, O_CREAT = 0x40, O_APPEND = 0x400, O_CLOEXEC = 0x80000;
+        var fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0x1a4 /* 0644 */);
+        if (fd < 0)
+            throw new IOException($"open: errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
+        try
+        {
+            unsafe
+            {
+                fixed (byte* p = bytes)
+                {
+                    var done = 0;
+                    while (done < bytes.Length)
+                    {
+                        var n = write(fd, p + done, (nuint)(bytes.Length - done));
+                        if (n < 0)
+                        {
+                            var errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+                            if (errno == 4) continue; // EINTR
+                            throw new IOException($"write: errno {errno}");
+                        }
+                        done += (int)n;
+                    }
+                }
+            }
+        }
+        finally
+        {
+            close(fd);
+        }
+    }
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "open", SetLastError = true,
+        StringMarshalling = System.Runtime.InteropServices.StringMarshalling.Utf8)]
+    private static partial int open(string path, int flags, int mode);
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
+    private static unsafe partial nint write(int fd, byte* buffer, nuint count);
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "close")]
+    private static partial int close(int fd);
 }
