@@ -39,6 +39,13 @@ public sealed class NetConf
     [JsonPropertyName("promiscMode")] public bool PromiscMode { get; set; }
     [JsonPropertyName("vlan")] public int? Vlan { get; set; }
     [JsonPropertyName("enabledad")] public bool EnableDad { get; set; }
+    // Reference bridge keys podbridge does not implement yet: read so that a non-default value is refused
+    // (code 2) instead of silently ignored — an operator who asked for MAC spoof checking must not get less.
+    [JsonPropertyName("ipMasqBackend")] public string? IpMasqBackend { get; set; }
+    [JsonPropertyName("vlanTrunk")] public JsonElement? VlanTrunk { get; set; }
+    [JsonPropertyName("macspoofchk")] public bool MacSpoofChk { get; set; }
+    [JsonPropertyName("disableContainerInterface")] public bool DisableContainerInterface { get; set; }
+    [JsonPropertyName("portIsolation")] public bool PortIsolation { get; set; }
 
     // podbridge keys
     [JsonPropertyName("logFile")] public string? LogFile { get; set; }

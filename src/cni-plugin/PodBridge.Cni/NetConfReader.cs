@@ -68,6 +68,11 @@ internal ref struct NetConfReader
         else if (r.Key("promiscMode"u8)) c.PromiscMode = r.ReadBool();
         else if (r.Key("vlan"u8)) c.Vlan = r.ReadInt();
         else if (r.Key("enabledad"u8)) c.EnableDad = r.ReadBool();
+        else if (r.Key("ipMasqBackend"u8)) c.IpMasqBackend = r.ReadString();
+        else if (r.Key("vlanTrunk"u8)) c.VlanTrunk = r.ReadElement();
+        else if (r.Key("macspoofchk"u8)) c.MacSpoofChk = r.ReadBool();
+        else if (r.Key("disableContainerInterface"u8)) c.DisableContainerInterface = r.ReadBool();
+        else if (r.Key("portIsolation"u8)) c.PortIsolation = r.ReadBool();
         else if (r.Key("logFile"u8)) c.LogFile = r.ReadString();
         else if (r.Key("logLevel"u8)) c.LogLevel = r.ReadString();
         else r.Skip();
