@@ -9,6 +9,7 @@ public sealed record BridgeConfig(
     bool IsGateway,
     bool IsDefaultGateway,
     bool ForceAddress,
+    bool IpMasq,
     int? Mtu,
     bool HairpinMode,
     bool PromiscMode,
@@ -34,11 +35,17 @@ public sealed record BridgeConfig(
         if (conf.HairpinMode && conf.PromiscMode)
             throw new CniException(CniErrorCode.InvalidNetworkConfig,
                 "hairpinMode and promiscMode cannot both be true (hairpin needs the bridge to filter its own frames)");
-        if (conf.IpMasq)
-            throw new CniException(CniErrorCode.UnsupportedField,
-                "ipMasq: true is not supported by podbridge yet; masquerade pod traffic with your own rule (see README)");
         if (conf.Vlan is int vlan && vlan != 0)
             throw new CniException(CniErrorCode.UnsupportedField, $"vlan: {vlan} is not supported by podbridge yet");
+        // Reference keys without an implementation here: refused when asked for, never silently ignored.
+        if (conf.VlanTrunk is { ValueKind: not System.Text.Json.JsonValueKind.Null } trunk
+            && !(trunk.ValueKind == System.Text.Json.JsonValueKind.Array && trunk.GetArrayLength() == 0))
+            throw Unsupported("vlanTrunk", "is not supported by podbridge yet");
+        if (conf.MacSpoofChk) throw Unsupported("macspoofchk", "true is not supported by podbridge yet");
+        if (conf.PortIsolation) throw Unsupported("portIsolation", "true is not supported by podbridge yet");
+        if (conf.DisableContainerInterface) throw Unsupported("disableContainerInterface", "true is not supported by podbridge yet");
+        if (conf.IpMasqBackend is { Length: > 0 } backend && backend != "nftables")
+            throw Unsupported("ipMasqBackend", $"'{backend}' is not supported: podbridge masquerades with nftables only");
 
         var ipamType = conf.Ipam?.Type;
         if (conf.Ipam is not null && string.IsNullOrEmpty(ipamType))
@@ -60,8 +67,23 @@ public sealed record BridgeConfig(
                 throw new CniException(CniErrorCode.InvalidNetworkConfig, $"{mac.Field}: '{mac.Value}' is a multicast MAC address");
         }
 
-        return new BridgeConfig(bridge, conf.IsGateway || conf.IsDefaultGateway, conf.IsDefaultGateway, conf.ForceAddress,
+        return new BridgeConfig(bridge, conf.IsGateway || conf.IsDefaultGateway, conf.IsDefaultGateway, conf.ForceAddress, conf.IpMasq,
             conf.Mtu, conf.HairpinMode, conf.PromiscMode, conf.EnableDad, macBytes, ipamType);
+    }
+
+    /// <summary>
+    /// DEL and GC must clean up even for a config ADD would refuse (the runtime sends DEL after every failed ADD,
+    /// with the same config): only what teardown needs is read, nothing is validated. An unusable bridge name
+    /// becomes "" (no host-side lookup); a missing ipam.type means there is no IPAM to release from.
+    /// </summary>
+    public static BridgeConfig ForTeardown(NetConf conf)
+    {
+        var bridge = string.IsNullOrEmpty(conf.Bridge) ? DefaultBridge : conf.Bridge;
+        try { CniEnvironment.ValidateIfName(bridge); }
+        catch (CniException) { bridge = ""; }
+        var ipamType = string.IsNullOrEmpty(conf.Ipam?.Type) ? null : conf.Ipam.Type;
+        return new BridgeConfig(bridge, conf.IsGateway || conf.IsDefaultGateway, conf.IsDefaultGateway, conf.ForceAddress,
+            conf.IpMasq, conf.Mtu, conf.HairpinMode, conf.PromiscMode, conf.EnableDad, null, ipamType);
     }
 
     public ICniPlugin? CreateIpam() => IpamType switch
@@ -70,4 +92,7 @@ public sealed record BridgeConfig(
         EmbeddedIpam => new Ipam.PodBridgeIpam(),
         var other => new DelegatedPlugin(other),
     };
+
+    private static CniException Unsupported(string field, string what) =>
+        new(CniErrorCode.UnsupportedField, $"{field}: {what}");
 }

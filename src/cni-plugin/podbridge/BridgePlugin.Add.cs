@@ -11,6 +11,8 @@ public sealed partial class BridgePlugin
     {
         var cfg = BridgeConfig.From(conf, request);
         using var podNs = OpenPodNetNs(request);
+        // Declared before the rollback so it is disposed after it: the rollback's undos delete links through it.
+        using var host = RtNetlinkSocket.Open();
         using var rollback = new Rollback();
 
         // IPAM first: an exhausted range or a bad static request fails before any link exists.
@@ -22,7 +24,6 @@ public sealed partial class BridgePlugin
             rollback.Push("IPAM allocation", () => ipam.Del(request, conf));
         }
 
-        using var host = RtNetlinkSocket.Open();
         var bridge = EnsureBridge(host, cfg);
 
         using var pod = RtNetlinkSocket.OpenIn(podNs);
@@ -84,6 +85,12 @@ public sealed partial class BridgePlugin
         };
 
         ConfigurePod(pod, podLink, cfg, ipamResult, result);
+        if (cfg.IpMasq && result.Ips.Count > 0)
+        {
+            var masq = MasqueradeTargets(result.Ips.Select(i => i.Address));
+            Masquerade.Add(conf.Name!, masq);
+            rollback.Push("masquerade elements", () => Masquerade.Remove(conf.Name!, masq));
+        }
         if (cfg.IsGateway) ConfigureGateway(host, bridge, cfg, ipamResult);
         EnsureHostSysctls(cfg.IsGateway && result.Ips.Any(i => !i.Address.IsV6), cfg.IsGateway && result.Ips.Any(i => i.Address.IsV6));
 

@@ -60,12 +60,19 @@ public sealed partial class BridgePlugin
         }
         catch (NetlinkException e) { throw Kernel("reading kernel state for CHECK", e); }
 
+        if (cfg.IpMasq)
+        {
+            var podIf = prev.Interfaces.FindIndex(i => i.Name == request.IfName && !string.IsNullOrEmpty(i.Sandbox));
+            var masq = MasqueradeTargets(prev.Ips.Where(i => i.Interface is null || i.Interface == podIf).Select(i => i.Address));
+            if (masq.Count > 0) Masquerade.Verify(conf.Name!, masq);
+        }
+
         static CniException Mismatch(string what) => new(CniErrorCode.CheckFailed, $"CHECK: {what}");
     }
 
     public void Gc(CniRequest request, NetConf conf)
     {
-        var cfg = BridgeConfig.From(conf, request);
+        var cfg = BridgeConfig.ForTeardown(conf);
         switch (cfg.CreateIpam())
         {
             case Ipam.PodBridgeIpam embedded:

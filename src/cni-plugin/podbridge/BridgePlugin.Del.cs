@@ -12,8 +12,11 @@ public sealed partial class BridgePlugin
     /// </summary>
     public void Del(CniRequest request, NetConf conf)
     {
-        var cfg = BridgeConfig.From(conf, request);
+        var cfg = BridgeConfig.ForTeardown(conf);
         var hostName = HostVeth.Name(request.ContainerId, request.IfName);
+        // ipMasq: the pod's addresses come from prevResult, else (CNI 0.3.x, containerd's second DEL) from the pod
+        // interface just before it goes, as the reference reads them.
+        var masq = cfg.IpMasq ? PrevResultAddresses(conf, request.IfName) : null;
 
         using (var podNs = TryOpenPodNetNs(request.NetNs))
         {
@@ -23,6 +26,8 @@ public sealed partial class BridgePlugin
                 try
                 {
                     using var pod = RtNetlinkSocket.OpenIn(podNs);
+                    if (masq is { Count: 0 } && pod.GetLink(request.IfName) is { } link)
+                        masq = MasqueradeTargets(pod.ListAddresses(link.Index).Select(a => new IpCidr(a.Address, a.PrefixLength)));
                     if (pod.DeleteLink(request.IfName)) Log.Info($"deleted {request.IfName} in {request.NetNs}");
                 }
                 catch (NetlinkException e) { throw Kernel($"deleting {request.IfName} in {request.NetNs}", e); }
@@ -35,14 +40,35 @@ public sealed partial class BridgePlugin
             }
         }
 
+        // Before the lease goes: a released address must not stay masqueraded for whoever gets it next.
+        if (masq is { Count: > 0 }) Masquerade.Remove(conf.Name!, masq);
+
         var ipam = cfg.CreateIpam();
         if (ipam is not null)
             using (Log.Time("ipam.del")) ipam.Del(request, conf);
     }
 
+    /// <summary>prevResult's addresses of CNI_IFNAME; empty when there is no usable prevResult (DEL still proceeds).</summary>
+    private static List<(IpCidr Subnet, System.Net.IPAddress Address)> PrevResultAddresses(NetConf conf, string ifName)
+    {
+        if (conf.PrevResult is not { ValueKind: System.Text.Json.JsonValueKind.Object } prevJson) return [];
+        try
+        {
+            var prev = CniResult.Parse(prevJson, "prevResult");
+            var podIf = prev.Interfaces.FindIndex(i => i.Name == ifName && !string.IsNullOrEmpty(i.Sandbox));
+            return MasqueradeTargets(prev.Ips.Where(i => i.Interface is null || i.Interface == podIf).Select(i => i.Address));
+        }
+        catch (CniException e)
+        {
+            Log.Warn($"ipMasq: prevResult is unusable ({e.Message}); taking the addresses from {ifName} instead");
+            return [];
+        }
+    }
+
     /// <summary>Deletes the host end only when it is a veth enslaved to this network's bridge: never another pod's link.</summary>
     private static void DeleteHostVeth(BridgeConfig cfg, string hostName)
     {
+        if (cfg.BridgeName.Length == 0) return;
         try
         {
             using var host = RtNetlinkSocket.Open();

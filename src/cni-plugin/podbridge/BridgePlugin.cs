@@ -79,6 +79,13 @@ public sealed partial class BridgePlugin : ICniPlugin
         }
     }
 
+    /// <summary>ipMasq's view of pod addresses: each with its subnet (host bits cleared), IPv6 link-local left out.</summary>
+    private static List<(IpCidr Subnet, IPAddress Address)> MasqueradeTargets(IEnumerable<IpCidr> addresses) =>
+        addresses.Where(a => !a.Address.IsIPv6LinkLocal)
+                 .Select(a => (new IpCidr(Network(a), a.PrefixLength), a.Address))
+                 .Distinct()
+                 .ToList();
+
     /// <summary>The network address of a CIDR (host bits cleared).</summary>
     private static IPAddress Network(IpCidr cidr)
     {
