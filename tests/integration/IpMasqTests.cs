@@ -55,6 +55,26 @@ public sealed class IpMasqTests(ITestOutputHelper output)
         (await cni.Del(pod, conf, netns: "")).AssertSilentSuccess();
     }
 
+    /// <summary>A network name too long for an nft set name is shortened to a head plus a hash: still a legal identifier.</summary>
+    [Fact]
+    public async Task VeryLongNetworkName_StillGetsItsSetAndRule()
+    {
+        using var net = await TestNetwork.Create(isolatedNode: true);
+        using var pod = await TestPod.Create();
+        var cni = new CniDriver(Flavor, net);
+        var conf = MasqConfig(net);
+        conf["name"] = net.Name + "-" + new string('n', 200);
+
+        var result = (await cni.Add(pod, conf)).AssertSuccess().Result;
+        var rs = await NftRuleset.Of(net);
+        var rule = Assert.Single(rs.MasqueradeRules());
+        Assert.Contains(Address(result, 4), rs.AllElements());
+        Assert.Contains("_" , rule.Chain);
+        (await cni.Check(pod, conf, result)).AssertSilentSuccess();
+        (await cni.Del(pod, conf, result)).AssertSilentSuccess();
+        Assert.DoesNotContain(Address(result, 4), (await NftRuleset.Of(net)).AllElements());
+    }
+
     /// <summary>DEL without prevResult (CNI 0.3.x, or a runtime that lost its cache) reads the pod interface's addresses.</summary>
     [Fact]
     public async Task DelWithoutPrevResult_RemovesTheElementFoundOnThePodInterface()
@@ -269,6 +289,12 @@ public sealed class NftRuleset
     public List<string> Elements(string set) =>
         Of("set").Where(s => (string?)s["name"] == set)
                  .SelectMany(s => s["elem"]?.AsArray() ?? [])
+                 .Select(e => System.Net.IPAddress.Parse((string)e!).ToString())
+                 .ToList();
+
+    /// <summary>Every element of every podbridge set.</summary>
+    public List<string> AllElements() =>
+        Of("set").SelectMany(s => s["elem"]?.AsArray() ?? [])
                  .Select(e => System.Net.IPAddress.Parse((string)e!).ToString())
                  .ToList();
 

@@ -41,7 +41,7 @@ internal static class Masquerade
     {
         // Network names are [A-Za-z0-9_.-] (checked by NetConf.Parse), all legal in an nft identifier after a letter.
         // nft names are limited to 255 bytes; a very long network name keeps its head and a hash of the whole.
-        if (network.Length > 160) network = $"{network[..140]}~{Fnv(network):x16}";
+        if (network.Length > 160) network = $"{network[..140]}_{Fnv(network):x16}";
         var net = subnet.Address.GetAddressBytes();
         var text = subnet.IsV6 ? Convert.ToHexStringLower(net) : subnet.Address.ToString();
         return $"masq_{network}_{text}_{subnet.PrefixLength}";
@@ -67,8 +67,9 @@ internal static class Masquerade
         {
             var name = SetName(network, subnet);
             var (ip, type, multicast) = subnet.IsV6 ? ("ip6", "ipv6_addr", "ff00::/8") : ("ip", "ipv4_addr", "224.0.0.0/4");
+            // nft caps comments at 128 bytes; the set/chain name already identifies the rule uniquely.
             var comment = $"podbridge {network} {subnet}";
-            if (comment.Length > 200) comment = comment[..200];
+            if (comment.Length > 128) comment = $"podbridge {network[..Math.Min(network.Length, 60)]}~ {subnet}";
             setup.Append($"add set {Table} {name} {{ type {type}; }}\n")
                  .Append($"add chain {Table} {name} {{ type nat hook postrouting priority srcnat; policy accept; }}\n")
                  .Append($"flush chain {Table} {name}\n")
