@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 
 namespace PodBridge.Cni;
@@ -45,33 +44,35 @@ public sealed class DelegatedPlugin(string type) : ICniPlugin
             $"IPAM plugin '{type}' not found in CNI_PATH ({string.Join(":", request.Path)})");
     }
 
+    /// <summary>A hung IPAM must not hang the pod start forever: the runtime can retry a code-11 failure.</summary>
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+
     private byte[] Exec(CniRequest request, string verb, NetConf config)
     {
         var binary = Find(request);
-        var psi = new ProcessStartInfo(binary)
+        var environment = new Dictionary<string, string>(request.Environment) { [CniEnvironment.Command] = verb };
+        ChildProcess.Outcome outcome;
+        using (Log.Time($"delegate.{type}.{verb}"))
         {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = false,
-            UseShellExecute = false,
-        };
-        foreach (var (k, v) in request.Environment) psi.Environment[k] = v;
-        psi.Environment[CniEnvironment.Command] = verb;
-
-        using var timer = Log.Time($"delegate.{type}.{verb}");
-        using var p = Process.Start(psi) ?? throw new CniException(CniErrorCode.DelegateFailed, $"could not start {binary}");
-        p.StandardInput.BaseStream.Write(request.StdinConfig);
-        p.StandardInput.Close();
-        using var ms = new MemoryStream();
-        p.StandardOutput.BaseStream.CopyTo(ms);
-        p.WaitForExit();
-        var output = ms.ToArray();
-        if (p.ExitCode != 0)
+            try
+            {
+                outcome = ChildProcess.Run(binary, [], environment, request.StdinConfig, Timeout, captureStderr: false);
+            }
+            catch (FileNotFoundException e)
+            {
+                throw new CniException(CniErrorCode.DelegateFailed, $"IPAM plugin '{type}': {e.Message}");
+            }
+            catch (TimeoutException e)
+            {
+                throw new CniException(CniErrorCode.TryAgainLater, $"IPAM plugin '{type}' {verb}: {e.Message}");
+            }
+        }
+        if (outcome.ExitCode != 0)
         {
-            var (code, msg) = ParseError(output);
+            var (code, msg) = ParseError(outcome.Stdout);
             throw new CniException(code, $"IPAM plugin '{type}' {verb} failed: {msg}");
         }
-        return output;
+        return outcome.Stdout;
     }
 
     private static (CniErrorCode, string) ParseError(byte[] output)

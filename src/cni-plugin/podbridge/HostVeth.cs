@@ -9,11 +9,7 @@ public static class HostVeth
 {
     public static string Name(string containerId, string ifName)
     {
-        const ulong offset = 14695981039346656037UL, prime = 1099511628211UL;
-        var h = offset;
-        foreach (var c in containerId) { h ^= c; h *= prime; }
-        h ^= '/'; h *= prime;
-        foreach (var c in ifName) { h ^= c; h *= prime; }
+        var h = Cni.ChildProcess.Fnv1a64($"{containerId}/{ifName}");
         return $"veth{(uint)(h ^ (h >> 32)):x8}";
     }
 }

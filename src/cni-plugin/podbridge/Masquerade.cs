@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Text;
 using System.Text.Json;
@@ -41,7 +40,7 @@ internal static class Masquerade
     {
         // Network names are [A-Za-z0-9_.-] (checked by NetConf.Parse), all legal in an nft identifier after a letter.
         // nft names are limited to 255 bytes; a very long network name keeps its head and a hash of the whole.
-        if (network.Length > 160) network = $"{network[..140]}_{Fnv(network):x16}";
+        if (network.Length > 160) network = $"{network[..140]}_{ChildProcess.Fnv1a64(network):x16}";
         var net = subnet.Address.GetAddressBytes();
         var text = subnet.IsV6 ? Convert.ToHexStringLower(net) : subnet.Address.ToString();
         return $"masq_{network}_{text}_{subnet.PrefixLength}";
@@ -164,43 +163,27 @@ internal static class Masquerade
     /// <summary>Runs nft in this process's netns (the node's); a script goes to `nft -f -` on stdin.</summary>
     private static NftResult Run(string nft, string? script, params string[] args)
     {
-        var psi = new ProcessStartInfo(nft)
+        var argv = script is null ? args : ["-f", "-", .. args];
+        Log.Debug($"nft {string.Join(' ', argv)}{(script is null ? "" : $" <<\n{script}")}");
+        ChildProcess.Outcome outcome;
+        try
         {
-            RedirectStandardInput = script is not null,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        // The DEL path recognises "No such file or directory" in nft's strerror text.
-        psi.Environment["LC_ALL"] = "C";
-        if (script is not null) { psi.ArgumentList.Add("-f"); psi.ArgumentList.Add("-"); }
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        Log.Debug($"nft {string.Join(' ', psi.ArgumentList)}{(script is null ? "" : $" <<\n{script}")}");
-
-        using var p = Process.Start(psi) ?? throw new CniException(CniErrorCode.IoFailure, $"ipMasq: could not start {nft}");
-        // Both pipes drain concurrently: nft blocked on a full stderr pipe would never exit.
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (script is not null)
-        {
-            p.StandardInput.Write(script);
-            p.StandardInput.Close();
+            // The DEL path recognises "No such file or directory" in nft's strerror text: keep it untranslated.
+            outcome = ChildProcess.Run(nft, argv, NftEnvironment, script is null ? null : Encoding.UTF8.GetBytes(script),
+                NftTimeout, captureStderr: true);
         }
-        if (!p.WaitForExit(NftTimeout))
+        catch (FileNotFoundException e)
         {
-            try { p.Kill(); } catch (InvalidOperationException) { }
-            throw new CniException(CniErrorCode.TryAgainLater, $"ipMasq: {nft} did not finish within {NftTimeout.TotalSeconds:F0} s");
+            throw new CniException(CniErrorCode.IoFailure, $"ipMasq: {e.Message}");
         }
-        var result = new NftResult(p.ExitCode, stdout.GetAwaiter().GetResult(), stderr.GetAwaiter().GetResult().Trim().ReplaceLineEndings(" "));
+        catch (TimeoutException e)
+        {
+            throw new CniException(CniErrorCode.TryAgainLater, $"ipMasq: {e.Message}");
+        }
+        var result = new NftResult(outcome.ExitCode, Encoding.UTF8.GetString(outcome.Stdout), outcome.Stderr.Trim().ReplaceLineEndings(" "));
         if (result.ExitCode != 0) Log.Debug($"nft exited {result.ExitCode}: {result.Error}");
         return result;
     }
 
-    private static ulong Fnv(string s)
-    {
-        const ulong offset = 14695981039346656037UL, prime = 1099511628211UL;
-        var h = offset;
-        foreach (var c in s) { h ^= c; h *= prime; }
-        return h;
-    }
+    private static readonly Dictionary<string, string> NftEnvironment = new() { ["LC_ALL"] = "C" };
 }
