@@ -62,8 +62,7 @@ public sealed partial class BridgePlugin
                 hostLink = host.GetLink(hostName) ?? throw new CniException(CniErrorCode.NetlinkFailure, $"veth {hostName} vanished after creation");
                 host.SetMaster(hostLink.Index, bridge.Index);
                 if (cfg.HairpinMode) host.SetBridgePortHairpin(hostLink.Index, true);
-                host.SetLinkUp(hostLink.Index);
-                hostLink = host.GetLink(hostLink.Index) ?? hostLink;
+                host.SetLinkUp(hostLink.Index); // MAC and MTU are what creation gave it: no re-read needed
                 // A bridge without an explicit address takes its lowest port MAC: report what it has now.
                 bridge = host.GetLink(bridge.Index) ?? bridge;
                 podLink = pod.GetLink(request.IfName) ?? throw new CniException(CniErrorCode.NetlinkFailure, $"{request.IfName} vanished from {request.NetNs} after creation");

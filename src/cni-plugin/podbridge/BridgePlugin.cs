@@ -95,16 +95,6 @@ public sealed partial class BridgePlugin : ICniPlugin
         return new IPAddress(bytes);
     }
 
-    private static bool SameSubnet(IPAddress a, IPAddress b, int prefix)
-    {
-        if (a.AddressFamily != b.AddressFamily) return false;
-        var x = a.GetAddressBytes();
-        var y = b.GetAddressBytes();
-        var full = prefix / 8;
-        for (var i = 0; i < full; i++) if (x[i] != y[i]) return false;
-        var rest = prefix % 8;
-        if (rest == 0) return true;
-        var mask = (byte)(0xff << (8 - rest));
-        return (x[full] & mask) == (y[full] & mask);
-    }
+    private static bool SameSubnet(IPAddress a, IPAddress b, int prefix) =>
+        a.AddressFamily == b.AddressFamily && Network(new IpCidr(a, prefix)).Equals(Network(new IpCidr(b, prefix)));
 }
