@@ -52,8 +52,10 @@ die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
 [[ $EUID -eq 0 ]] || die "run as root (it creates links, loads br_netfilter and writes $PREFIX and $CONF_DIR)"
 
 # --- host tools ----------------------------------------------------------------------------------------
-# command -> Debian package. ip/bridge for the demo and for debugging, modprobe for br_netfilter.
-declare -A NEED=([ip]=iproute2 [bridge]=iproute2 [ping]=iputils-ping)
+# command -> Debian package. ip/bridge for the demo and for debugging, modprobe for br_netfilter, clang as the
+# Native AOT linker (the SDK falls back to gcc, but the published binaries are built and measured with clang),
+# nft for networks that set ipMasq.
+declare -A NEED=([ip]=iproute2 [bridge]=iproute2 [ping]=iputils-ping [clang]=clang [nft]=nftables)
 [[ $MODULES -eq 1 ]] && NEED[modprobe]=kmod
 missing=()
 for cmd in "${!NEED[@]}"; do

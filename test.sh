@@ -33,9 +33,9 @@ export DEBIAN_FRONTEND=noninteractive
 say() { printf '==> %s\n' "$*"; }
 
 # --- packages ------------------------------------------------------------------------------------------
-# Reference plugins and podman for comparison/interop, busybox-static for the podman rootfs, the tools the
-# integration harness inspects the kernel with, and the bench tools.
-PACKAGES=(containernetworking-plugins podman runc busybox-static iproute2 iputils-ping nftables iptables time hyperfine)
+# clang links the Native AOT binaries; reference plugins and podman for comparison/interop, busybox-static for
+# the podman rootfs, the tools the integration harness inspects the kernel with (nft for ipMasq).
+PACKAGES=(clang containernetworking-plugins podman runc busybox-static iproute2 iputils-ping nftables iptables)
 if [[ $RUN_INTEGRATION -eq 1 && $APT -eq 1 ]]; then
     missing=()
     for p in "${PACKAGES[@]}"; do
