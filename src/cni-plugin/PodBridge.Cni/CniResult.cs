@@ -224,13 +224,10 @@ public sealed class CniResult
             if (e.TryGetProperty("ips", out var ips) && ips.ValueKind == JsonValueKind.Array)
                 foreach (var ip in ips.EnumerateArray())
                 {
-                    var addr = Str(ip, "address") ?? throw Bad(what, "ips[].address is missing");
-                    if (!IpCidr.TryParse(addr, out var cidr)) throw Bad(what, $"ips[].address '{addr}' is not CIDR");
-                    var gw = Str(ip, "gateway");
                     result.Ips.Add(new CniIpConfig
                     {
-                        Address = cidr,
-                        Gateway = gw is null ? null : IpCidr.TryParseAddress(gw, out var g) ? g : throw Bad(what, $"ips[].gateway '{gw}' is not an address"),
+                        Address = Cidr(ip, what, "ips[]", "address"),
+                        Gateway = OptionalAddress(ip, what, "ips[]", "gateway"),
                         Interface = ip.TryGetProperty("interface", out var ix) && ix.ValueKind == JsonValueKind.Number
                             ? ix.TryGetInt32(out var idx) && idx >= 0 ? idx : throw Bad(what, $"ips[].interface {ix.GetRawText()} is not an index")
                             : null,
@@ -238,16 +235,11 @@ public sealed class CniResult
                 }
             if (e.TryGetProperty("routes", out var routes) && routes.ValueKind == JsonValueKind.Array)
                 foreach (var r in routes.EnumerateArray())
-                {
-                    var dst = Str(r, "dst") ?? throw Bad(what, "routes[].dst is missing");
-                    if (!IpCidr.TryParse(dst, out var cidr)) throw Bad(what, $"routes[].dst '{dst}' is not CIDR");
-                    var gw = Str(r, "gw");
                     result.Routes.Add(new CniRoute
                     {
-                        Dst = cidr,
-                        Gw = gw is null ? null : IpCidr.TryParseAddress(gw, out var g) ? g : throw Bad(what, $"routes[].gw '{gw}' is not an address"),
+                        Dst = Cidr(r, what, "routes[]", "dst"),
+                        Gw = OptionalAddress(r, what, "routes[]", "gw"),
                     });
-                }
             if (e.TryGetProperty("dns", out var dns) && dns.ValueKind == JsonValueKind.Object)
                 result.Dns = new CniDns
                 {
@@ -262,6 +254,19 @@ public sealed class CniResult
             throw new CniException(CniErrorCode.DecodingFailure, $"{what}: a field has the wrong type: {ex.Message}");
         }
         return result;
+    }
+
+    private static IpCidr Cidr(JsonElement e, string what, string list, string name)
+    {
+        var text = Str(e, name) ?? throw Bad(what, $"{list}.{name} is missing");
+        return IpCidr.TryParse(text, out var cidr) ? cidr : throw Bad(what, $"{list}.{name} '{text}' is not CIDR");
+    }
+
+    private static IPAddress? OptionalAddress(JsonElement e, string what, string list, string name)
+    {
+        var text = Str(e, name);
+        if (text is null) return null;
+        return IpCidr.TryParseAddress(text, out var address) ? address : throw Bad(what, $"{list}.{name} '{text}' is not an address");
     }
 
     private static CniException Bad(string what, string msg) => new(CniErrorCode.DecodingFailure, $"{what}: {msg}");
