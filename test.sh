@@ -36,6 +36,8 @@ say() { printf '==> %s\n' "$*"; }
 # clang links the Native AOT binaries; reference plugins and podman for comparison/interop, busybox-static for
 # the podman rootfs, the tools the integration harness inspects the kernel with (nft for ipMasq).
 PACKAGES=(clang containernetworking-plugins podman runc busybox-static iproute2 iputils-ping nftables iptables)
+# containerd (1.6) for the CRI scenarios (tests/integration/Cri): a private instance per run, kubelet's path.
+PACKAGES+=(containerd)
 if [[ $RUN_INTEGRATION -eq 1 && $APT -eq 1 ]]; then
     missing=()
     for p in "${PACKAGES[@]}"; do

@@ -82,6 +82,9 @@ public static class RunScope
             // podman first: its containers hold netns named by podman, which only podman can find.
             foreach (var dir in Directory.GetDirectories(Path.GetTempPath(), prefix + "*-podman"))
                 PodmanEnv.ForceCleanup(dir);
+            // Private containerds (CRI tests) next: their sandboxes hold pod netns and veths on our bridges.
+            foreach (var dir in Directory.GetDirectories(Path.GetTempPath(), prefix + "*-containerd"))
+                PodBridge.Cri.Containerd.ForceCleanup(dir);
 
             foreach (var ns in NetnsNames().Where(n => n.StartsWith(prefix, StringComparison.Ordinal)))
                 RunSync("ip", "netns", "delete", ns);
