@@ -1,6 +1,10 @@
 using System.Runtime.InteropServices;
 using PodBridge.Bench;
 
+// The CRI benchmark (--cri) is a mode of its own, containerd in the loop: see CriBench.cs.
+if (args.Contains("--cri"))
+    return await CriBench.Run(args);
+
 // Exit codes: 0 ran (targets met or not — timing is never a failure), 1 a plugin or the bench failed
 // functionally, 2 bad usage or environment, 130 interrupted.
 BenchOptions options;
