@@ -269,6 +269,7 @@ public sealed class Containerd : IAsyncDisposable
     {
         var config = Path.Combine(dir, "config.toml");
         var socket = Path.Combine(dir, "containerd.sock");
+        var sandboxIds = SandboxIds(dir);
         foreach (var pid in ProcessesWhoseCommandLine(args =>
                      (args.FirstOrDefault()?.EndsWith("containerd", StringComparison.Ordinal) == true && args.Contains(config)) ||
                      (args.FirstOrDefault()?.Contains("containerd-shim", StringComparison.Ordinal) == true && args.Contains(socket))))
@@ -288,11 +289,68 @@ public sealed class Containerd : IAsyncDisposable
 
         RemoveCgroup(CgroupParentOf(dir));
 
+        foreach (var id in sandboxIds)
+        {
+            // A shim killed before it could clean up leaves its socket in /run/containerd/s, named (containerd
+            // 1.6, runtime/v2/shim SocketAddress) by sha256 of "<containerd address>/<namespace>/<id>".
+            var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(
+                Encoding.UTF8.GetBytes($"{socket}/k8s.io/{id}")));
+            TryDeleteFile(Path.Combine("/run/containerd/s", hash));
+            // libcni's result cache (containerd's go-cni keeps it in /var/lib/cni): "<network>-<id>-<ifname>".
+            if (Directory.Exists(CniResultsDir))
+                foreach (var cached in Directory.GetFiles(CniResultsDir, $"*-{id}-*"))
+                    TryDeleteFile(cached);
+        }
+
         try { if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             Run("/bin/rm", "-rf", dir);
         }
+    }
+
+    private const string CniResultsDir = "/var/lib/cni/results";
+
+    /// <summary>
+    /// Instance dirs in <paramref name="parent"/> whose name starts with <paramref name="namePrefix"/> and ends with
+    /// "-containerd": those on disk, and those a still running containerd was started from (its dir may be gone).
+    /// </summary>
+    public static IReadOnlyList<string> InstanceDirs(string parent, string namePrefix)
+    {
+        bool Ours(string dir) =>
+            Path.GetDirectoryName(dir.TrimEnd('/')) == parent.TrimEnd('/') &&
+            Path.GetFileName(dir.TrimEnd('/')) is var n && n.StartsWith(namePrefix, StringComparison.Ordinal) &&
+            n.EndsWith("-containerd", StringComparison.Ordinal);
+        var dirs = Directory.GetDirectories(parent, namePrefix + "*-containerd").ToList();
+        foreach (var pid in ProcessesWhoseCommandLine(a => a.FirstOrDefault()?.EndsWith("containerd", StringComparison.Ordinal) == true))
+        {
+            try
+            {
+                var args = File.ReadAllText($"/proc/{pid}/cmdline").Split('\0');
+                var i = Array.IndexOf(args, "--config");
+                if (i >= 0 && i + 1 < args.Length && Path.GetFileName(args[i + 1]) == "config.toml" && Path.GetDirectoryName(args[i + 1]) is { } d && Ours(d))
+                    dirs.Add(d);
+            }
+            catch (IOException) { }
+        }
+        return dirs.Select(d => d.TrimEnd('/')).Distinct().ToList();
+    }
+
+    /// <summary>Sandbox ids this instance knows of: shim bundles and runc state, both under its dir.</summary>
+    private static List<string> SandboxIds(string dir)
+    {
+        var ids = new List<string>();
+        foreach (var parent in new[] { Path.Combine(dir, "state", "io.containerd.runtime.v2.task", "k8s.io"), Path.Combine(dir, "runc", "k8s.io") })
+            if (Directory.Exists(parent))
+                ids.AddRange(Directory.GetDirectories(parent).Select(Path.GetFileName).OfType<string>());
+        // Ids are containerd's 64-hex sandbox ids: anything else is not something to match files with.
+        return ids.Distinct().Where(id => id.Length == 64 && id.All(char.IsAsciiHexDigitLower)).ToList();
+    }
+
+    private static void TryDeleteFile(string path)
+    {
+        try { File.Delete(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
     }
 
     /// <summary>Removes an (empty) cgroupfs parent in every v1 controller and the unified hierarchy.</summary>

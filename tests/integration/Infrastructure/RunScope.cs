@@ -63,6 +63,12 @@ public static class RunScope
             if (IsAlive(pid)) continue;
             CleanupRun(parts[1], pid);
         }
+        // A private containerd whose run has no marker any more (a runner that did not know containerd dirs swept
+        // the run, or the marker was lost): the run is over, so the instance is a leftover.
+        var live = Directory.GetFiles(MarkerDir).Select(m => Path.GetFileName(m).Split('-', 2)).Where(p => p.Length == 2).Select(p => p[1]).ToHashSet();
+        foreach (var dir in PodBridge.Cri.Containerd.InstanceDirs(Path.GetTempPath().TrimEnd('/'), "pbt"))
+            if (Path.GetFileName(dir) is { Length: > 7 } name && !live.Contains(name[..7]) && name[..7] != Prefix)
+                PodBridge.Cri.Containerd.ForceCleanup(dir);
     }
 
     private static bool IsAlive(int pid)
