@@ -121,6 +121,15 @@ if [[ $RUN_INTEGRATION -eq 1 && $EUID -eq 0 && -z $FILTER ]]; then
     fi
 fi
 
+# The same for the CRI latency benchmark: a few pods through a private containerd, functional errors only.
+if [[ $RUN_INTEGRATION -eq 1 && $EUID -eq 0 && -z $FILTER ]]; then
+    say "CRI benchmark smoke (bench/PodBridge.Bench --cri --smoke)"
+    if ! dotnet run -c Release --project bench/PodBridge.Bench -- --cri --smoke --bin-dir "${PODBRIDGE_BIN_DIR:-$REPO/artifacts/bin}"; then
+        echo "test.sh: the CRI benchmark smoke run failed" >&2
+        BROKEN=$((BROKEN + 1))
+    fi
+fi
+
 echo
 [[ $BROKEN -eq 0 ]] || echo "test.sh: $BROKEN build/publish/run failure(s), see above"
 echo "$PASSED passed, $FAILED failed"

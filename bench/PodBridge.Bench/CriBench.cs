@@ -77,6 +77,8 @@ internal static class CriBench
             return 2;
         }
 
+        // A shared machine's load moves these figures more than anything: the report states it.
+        var loadBefore = LoadAverage();
         using var cancel = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
 
@@ -143,8 +145,9 @@ internal static class CriBench
             var md = new StringBuilder()
                 .AppendLine("# CRI sandbox latency (bench --cri)")
                 .AppendLine()
-                .AppendLine($"containerd {Tool.TryRun("/usr/bin/containerd", ["--version"])?.Trim()}; {Environment.ProcessorCount} CPUs; " +
-                            $"{pods} pods per plugin, interleaved, after {warmup} warm-up; {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC.")
+                .AppendLine($"{Tool.TryRun("/usr/bin/containerd", ["--version"])?.Trim()}; {Environment.ProcessorCount} CPUs; " +
+                            $"{pods} pods per plugin, interleaved, after {warmup} warm-up; {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; " +
+                            $"load average before/after: {loadBefore} / {LoadAverage()}.")
                 .AppendLine("Times are what a CRI client (kubelet) waits for, containerd's own work included; ratio = podbridge / reference median.")
                 .AppendLine()
                 .Append(table);
@@ -189,6 +192,9 @@ internal static class CriBench
         }
         return sb.ToString();
     }
+
+    private static string LoadAverage() =>
+        File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "?";
 
     private sealed record Plugin(string Label, string Type, string IpamType, string Bridge, string Subnet, string DataDir)
     {
