@@ -289,6 +289,7 @@ public sealed class Containerd : IAsyncDisposable
 
         RemoveCgroup(CgroupParentOf(dir));
 
+        RemovePortmapRules(sandboxIds);
         foreach (var id in sandboxIds)
         {
             // A shim killed before it could clean up leaves its socket in /run/containerd/s, named (containerd
@@ -345,6 +346,58 @@ public sealed class Containerd : IAsyncDisposable
                 ids.AddRange(Directory.GetDirectories(parent).Select(Path.GetFileName).OfType<string>());
         // Ids are containerd's 64-hex sandbox ids: anything else is not something to match files with.
         return ids.Distinct().Where(id => id.Length == 64 && id.All(char.IsAsciiHexDigitLower)).ToList();
+    }
+
+    /// <summary>
+    /// portmap's NAT rules for these sandboxes, when no DEL ran (a killed run): its per-pod chain CNI-DN-… and the
+    /// jump to it in CNI-HOSTPORT-DNAT, whose comment names the container id (`dnat name: "…" id: "&lt;id&gt;"`).
+    /// portmap's shared chains (CNI-HOSTPORT-*) stay: other pods on the node use them.
+    /// </summary>
+    private static void RemovePortmapRules(IReadOnlyList<string> sandboxIds)
+    {
+        if (sandboxIds.Count == 0) return;
+        foreach (var tool in new[] { "iptables", "ip6tables" })
+        {
+            var saved = RunOutput($"/usr/sbin/{tool}-save", "-t", "nat");
+            if (saved is null) continue;
+            var script = new StringBuilder("*nat\n");
+            var chains = new List<string>();
+            foreach (var line in saved.Split('\n'))
+            {
+                if (!line.StartsWith("-A ", StringComparison.Ordinal) || !sandboxIds.Any(id => line.Contains($"id: \\\"{id}\\\"", StringComparison.Ordinal)))
+                    continue;
+                script.Append("-D ").Append(line.AsSpan(3)).Append('\n');
+                var jump = line.LastIndexOf(" -j ", StringComparison.Ordinal);
+                if (jump >= 0 && line[(jump + 4)..].Trim() is var target && target.StartsWith("CNI-DN-", StringComparison.Ordinal))
+                    chains.Add(target);
+            }
+            if (chains.Count == 0 && script.Length == "*nat\n".Length) continue;
+            foreach (var chain in chains.Distinct()) script.Append($"-F {chain}\n-X {chain}\n");
+            script.Append("COMMIT\n");
+            RunOutput($"/usr/sbin/{tool}-restore", script.ToString(), "--noflush");
+        }
+    }
+
+    private static string? RunOutput(string file, params string[] args) => RunOutput(file, null, args);
+
+    private static string? RunOutput(string file, string? stdin, params string[] args)
+    {
+        var psi = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = stdin is not null };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        try
+        {
+            using var p = Process.Start(psi)!;
+            if (stdin is not null)
+            {
+                p.StandardInput.Write(stdin);
+                p.StandardInput.Close();
+            }
+            var stderr = p.StandardError.ReadToEndAsync();
+            var stdout = p.StandardOutput.ReadToEnd();
+            if (!p.WaitForExit(30_000)) p.Kill(entireProcessTree: true);
+            return p.ExitCode == 0 ? stdout : null;
+        }
+        catch (System.ComponentModel.Win32Exception) { return null; }
     }
 
     private static void TryDeleteFile(string path)
