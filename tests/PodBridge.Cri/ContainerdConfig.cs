@@ -68,7 +68,8 @@ internal static class ContainerdConfig
               # on the default 10010.
               stream_server_address = "127.0.0.1"
               stream_server_port = "0"
-              # Debian's kernel here has neither SELinux nor an AppArmor policy for containers loaded.
+              # This kernel runs no LSM (no AppArmor or SELinux module, no /sys/kernel/security/lsm): containerd
+              # would otherwise try to load its AppArmor profile for the sandbox.
               enable_selinux = false
               disable_apparmor = true
               # Pod netns are bind-mounted under our state dir instead of /var/run/netns/cni-*, so they are provably
