@@ -141,6 +141,9 @@ public sealed class Containerd : IAsyncDisposable
             UseShellExecute = false,
             RedirectStandardInput = true,
         };
+        // containerd finds its shim, and libcni's plugins (portmap) find iptables, through PATH: do not depend on
+        // the caller's (a CI runner's may lack the sbin dirs).
+        psi.Environment["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
         psi.ArgumentList.Add("-c");
         psi.ArgumentList.Add("exec /usr/bin/containerd --config \"$1\" >>\"$2\" 2>&1");
         psi.ArgumentList.Add("containerd");

@@ -95,6 +95,9 @@ public sealed class CriScenarios(CriFixture fixture, ITestOutputHelper output) :
             await StopAndRemove(a);
             await StopAndRemove(b);
         }
+        // portmap's DEL (run by containerd on Stop with the cached result) removed the pod's NAT rules.
+        var nat = (await Sh.Run("iptables-save", "-t", "nat")).EnsureOk().Stdout;
+        Assert.DoesNotContain(a, nat);
     }
 
     [Fact]
