@@ -273,44 +273,72 @@ public sealed class Containerd : IAsyncDisposable
         var config = Path.Combine(dir, "config.toml");
         var socket = Path.Combine(dir, "containerd.sock");
         var sandboxIds = SandboxIds(dir);
-        foreach (var pid in ProcessesWhoseCommandLine(args =>
-                     (args.FirstOrDefault()?.EndsWith("containerd", StringComparison.Ordinal) == true && args.Contains(config)) ||
-                     (args.FirstOrDefault()?.Contains("containerd-shim", StringComparison.Ordinal) == true && args.Contains(socket))))
-            KillQuietly(pid);
+        var errors = new List<string>();
+        // Every step runs even when an earlier one failed: a half-done sweep must not strand the rest.
+        void Step(string what, Action action)
+        {
+            try { action(); }
+            catch (Exception e) { errors.Add($"{what}: {e.Message}"); }
+        }
+
+        Step("processes", () =>
+        {
+            foreach (var pid in ProcessesWhoseCommandLine(args =>
+                         (args.FirstOrDefault()?.EndsWith("containerd", StringComparison.Ordinal) == true && args.Contains(config)) ||
+                         (args.FirstOrDefault()?.Contains("containerd-shim", StringComparison.Ordinal) == true && args.Contains(socket))))
+                KillQuietly(pid);
+        });
 
         // Sandboxes outlive their shim: runc's own record of them is under our root.
-        var runcRoot = Path.Combine(dir, "runc");
-        if (Directory.Exists(runcRoot))
-            foreach (var ns in Directory.GetDirectories(runcRoot))
-                foreach (var id in Directory.GetDirectories(ns).Select(Path.GetFileName))
-                    Run("/usr/sbin/runc", "--root", ns, "delete", "--force", id!);
+        Step("sandboxes", () =>
+        {
+            var runcRoot = Path.Combine(dir, "runc");
+            if (Directory.Exists(runcRoot))
+                foreach (var ns in Directory.GetDirectories(runcRoot))
+                    foreach (var id in Directory.GetDirectories(ns).Select(Path.GetFileName))
+                        Run("/usr/sbin/runc", "--root", ns, "delete", "--force", id!);
+        });
 
         // Deepest first: the netns files and rootfs mounts live below the state dir.
-        var prefix = dir.TrimEnd('/') + "/";
-        foreach (var mount in MountPoints().Where(m => m.StartsWith(prefix, StringComparison.Ordinal)).OrderByDescending(m => m.Length))
-            Run("/usr/bin/umount", "--lazy", mount);
-
-        RemoveCgroup(CgroupParentOf(dir));
-
-        RemovePortmapRules(sandboxIds);
-        foreach (var id in sandboxIds)
+        Step("mounts", () =>
         {
-            // A shim killed before it could clean up leaves its socket in /run/containerd/s, named (containerd
-            // 1.6, runtime/v2/shim SocketAddress) by sha256 of "<containerd address>/<namespace>/<id>".
-            var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(
-                Encoding.UTF8.GetBytes($"{socket}/k8s.io/{id}")));
-            TryDeleteFile(Path.Combine("/run/containerd/s", hash));
-            // libcni's result cache (containerd's go-cni keeps it in /var/lib/cni): "<network>-<id>-<ifname>".
-            if (Directory.Exists(CniResultsDir))
-                foreach (var cached in Directory.GetFiles(CniResultsDir, $"*-{id}-*"))
-                    TryDeleteFile(cached);
-        }
+            var prefix = dir.TrimEnd('/') + "/";
+            foreach (var mount in MountPoints().Where(m => m.StartsWith(prefix, StringComparison.Ordinal)).OrderByDescending(m => m.Length))
+                Run("/usr/bin/umount", "--lazy", mount);
+        });
 
-        try { if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        Step("cgroups", () => RemoveCgroup(CgroupParentOf(dir)));
+
+        // portmap's per-pod NAT rules name the sandbox id in their comment.
+        Step("portmap rules", () => RemovePortmapRules(line => sandboxIds.Any(id => line.Contains($"id: \\\"{id}\\\"", StringComparison.Ordinal))));
+
+        Step("shim sockets and CNI cache", () =>
         {
-            Run("/bin/rm", "-rf", dir);
-        }
+            foreach (var id in sandboxIds)
+            {
+                // A shim killed before it could clean up leaves its socket in /run/containerd/s, named (containerd
+                // 1.6, runtime/v2/shim SocketAddress) by sha256 of "<containerd address>/<namespace>/<id>".
+                var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(
+                    Encoding.UTF8.GetBytes($"{socket}/k8s.io/{id}")));
+                TryDeleteFile(Path.Combine("/run/containerd/s", hash));
+                // libcni's result cache (containerd's go-cni keeps it in /var/lib/cni): "<network>-<id>-<ifname>".
+                if (Directory.Exists(CniResultsDir))
+                    foreach (var cached in Directory.GetFiles(CniResultsDir, $"*-{id}-*"))
+                        TryDeleteFile(cached);
+            }
+        });
+
+        Step("directory", () =>
+        {
+            try { if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                Run("/bin/rm", "-rf", dir);
+            }
+        });
+
+        if (errors.Count > 0)
+            throw new IOException($"cleanup of containerd dir {dir} incomplete: {string.Join("; ", errors)}");
     }
 
     private const string CniResultsDir = "/var/lib/cni/results";
@@ -352,13 +380,13 @@ public sealed class Containerd : IAsyncDisposable
     }
 
     /// <summary>
-    /// portmap's NAT rules for these sandboxes, when no DEL ran (a killed run): its per-pod chain CNI-DN-… and the
-    /// jump to it in CNI-HOSTPORT-DNAT, whose comment names the container id (`dnat name: "…" id: "&lt;id&gt;"`).
-    /// portmap's shared chains (CNI-HOSTPORT-*) stay: other pods on the node use them.
+    /// portmap's NAT rules left where no DEL ran (a killed run): a pod's chain CNI-DN-… and the jump to it in
+    /// CNI-HOSTPORT-DNAT, whose comment names network and container (`dnat name: "NET" id: "ID"`); removed for the
+    /// jump rules <paramref name="isOurs"/> accepts (it sees the iptables-save line). portmap's shared chains
+    /// (CNI-HOSTPORT-*) stay: other pods on the node use them.
     /// </summary>
-    private static void RemovePortmapRules(IReadOnlyList<string> sandboxIds)
+    public static void RemovePortmapRules(Func<string, bool> isOurs)
     {
-        if (sandboxIds.Count == 0) return;
         foreach (var tool in new[] { "iptables", "ip6tables" })
         {
             var saved = RunOutput($"/usr/sbin/{tool}-save", "-t", "nat");
@@ -367,7 +395,7 @@ public sealed class Containerd : IAsyncDisposable
             var chains = new List<string>();
             foreach (var line in saved.Split('\n'))
             {
-                if (!line.StartsWith("-A ", StringComparison.Ordinal) || !sandboxIds.Any(id => line.Contains($"id: \\\"{id}\\\"", StringComparison.Ordinal)))
+                if (!line.StartsWith("-A ", StringComparison.Ordinal) || !line.Contains("dnat name: ", StringComparison.Ordinal) || !isOurs(line))
                     continue;
                 script.Append("-D ").Append(line.AsSpan(3)).Append('\n');
                 var jump = line.LastIndexOf(" -j ", StringComparison.Ordinal);
@@ -377,13 +405,13 @@ public sealed class Containerd : IAsyncDisposable
             if (chains.Count == 0 && script.Length == "*nat\n".Length) continue;
             foreach (var chain in chains.Distinct()) script.Append($"-F {chain}\n-X {chain}\n");
             script.Append("COMMIT\n");
-            RunOutput($"/usr/sbin/{tool}-restore", script.ToString(), "--noflush");
+            RunWithInput($"/usr/sbin/{tool}-restore", script.ToString(), "--noflush");
         }
     }
 
-    private static string? RunOutput(string file, params string[] args) => RunOutput(file, null, args);
+    private static string? RunOutput(string file, params string[] args) => RunWithInput(file, null, args);
 
-    private static string? RunOutput(string file, string? stdin, params string[] args)
+    private static string? RunWithInput(string file, string? stdin, params string[] args)
     {
         var psi = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = stdin is not null };
         foreach (var a in args) psi.ArgumentList.Add(a);

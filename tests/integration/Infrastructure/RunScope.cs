@@ -68,7 +68,10 @@ public static class RunScope
         var live = Directory.GetFiles(MarkerDir).Select(m => Path.GetFileName(m).Split('-', 2)).Where(p => p.Length == 2).Select(p => p[1]).ToHashSet();
         foreach (var dir in PodBridge.Cri.Containerd.InstanceDirs(Path.GetTempPath().TrimEnd('/'), "pbt"))
             if (Path.GetFileName(dir) is { Length: > 7 } name && !live.Contains(name[..7]) && name[..7] != Prefix)
-                PodBridge.Cri.Containerd.ForceCleanup(dir);
+            {
+                try { PodBridge.Cri.Containerd.ForceCleanup(dir); }
+                catch (IOException e) { Console.Error.WriteLine($"podbridge integration sweep: {e.Message}"); }
+            }
     }
 
     private static bool IsAlive(int pid)
@@ -90,7 +93,12 @@ public static class RunScope
                 PodmanEnv.ForceCleanup(dir);
             // Private containerds (CRI tests) next: their sandboxes hold pod netns and veths on our bridges.
             foreach (var dir in Directory.GetDirectories(Path.GetTempPath(), prefix + "*-containerd"))
-                PodBridge.Cri.Containerd.ForceCleanup(dir);
+            {
+                try { PodBridge.Cri.Containerd.ForceCleanup(dir); }
+                catch (IOException e) { Console.Error.WriteLine($"podbridge integration cleanup: {e.Message}"); }
+            }
+            // portmap rules of this run's networks (named with the prefix), even when the containerd dir is gone.
+            PodBridge.Cri.Containerd.RemovePortmapRules(line => line.Contains($"dnat name: \\\"{prefix}", StringComparison.Ordinal));
 
             foreach (var ns in NetnsNames().Where(n => n.StartsWith(prefix, StringComparison.Ordinal)))
                 RunSync("ip", "netns", "delete", ns);
