@@ -31,8 +31,6 @@ public sealed class CriClient : IDisposable
                     throw;
                 }
             },
-            // A restarted runtime must get a fresh connection, not a dead pooled one.
-            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(30),
         };
         _channel = GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions
         {
