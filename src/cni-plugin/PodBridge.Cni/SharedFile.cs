@@ -63,7 +63,11 @@ public static partial class SharedFile
         try
         {
             if (!TryLock(fd, wait ? LOCK_EX : LOCK_EX | LOCK_NB, path)) return false;
-            var content = File.ReadAllBytes(path);
+            // Read through our own descriptor: .NET's FileStream on the path would take its own flock and collide.
+            using var ms = new MemoryStream();
+            using (var stream = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: false), FileAccess.Read))
+                stream.CopyTo(ms);
+            var content = ms.ToArray();
             action(content);
             if (ftruncate(fd, 0) != 0) throw Error("ftruncate", path, Marshal.GetLastPInvokeError());
             return true;

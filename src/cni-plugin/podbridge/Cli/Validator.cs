@@ -264,7 +264,7 @@ internal sealed partial class Validator(string binDir, Func<IReadOnlyList<(strin
         Field("gateway");
         if (start is { } st && end is { } en && st > en)
         {
-            found.Add(($"{path}.rangeEnd", $"{en} is before rangeStart {st}", false));
+            found.Add(($"{path}.rangeStart", $"{st} is after rangeEnd {en}", false));
             ok = false;
         }
         if (!ok || prefix > subnet.Bits - 2) return null;
@@ -293,6 +293,9 @@ internal sealed partial class Validator(string binDir, Func<IReadOnlyList<(strin
         }
     }
 
+    [GeneratedRegex(@" at line \d+, column \d+$")]
+    private static partial Regex LineColumn();
+
     [GeneratedRegex(@"^network config: (\S+) has the wrong type")]
     private static partial Regex WrongType();
 
@@ -303,7 +306,8 @@ internal sealed partial class Validator(string binDir, Func<IReadOnlyList<(strin
     private static (string Path, string Message) SplitPath(string message, string? details)
     {
         if (WrongType().Match(message) is { Success: true } w)
-            return (w.Groups[1].Value, $"has the wrong type{(details is null ? "" : ": " + details)}");
+            // The details' line and column count in the plugin's stdin, not in the file: the finding carries the file's.
+            return (w.Groups[1].Value, $"has the wrong type{(details is null ? "" : ": " + LineColumn().Replace(details, ""))}");
         if (PathPrefix().Match(message) is { Success: true } p && !p.Groups[1].Value.Contains('/'))
             return (p.Groups[1].Value.Replace("network config", ""), p.Groups[2].Value);
         if (message.StartsWith("network config: ", StringComparison.Ordinal))
