@@ -26,7 +26,8 @@ internal sealed partial class Validator(string binDir, Func<IReadOnlyList<(strin
     private readonly List<Finding> _findings = [];
     private IReadOnlyList<(string Link, IPAddress Address)>? _addresses;
 
-    public IReadOnlyList<Finding> Findings => _findings;
+    /// <summary>In file order, then line and column order, as an editor would walk them.</summary>
+    public IReadOnlyList<Finding> Findings => _findings.OrderBy(f => f.File, StringComparer.Ordinal).ThenBy(f => f.Line).ThenBy(f => f.Column).ToList();
 
     /// <summary>A file or every config file of a directory; returns the files checked.</summary>
     public List<string> Run(string target)
@@ -287,9 +288,13 @@ internal sealed partial class Validator(string binDir, Func<IReadOnlyList<(strin
             File.Delete(test);
             return null;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (UnauthorizedAccessException)
         {
-            return e.Message;
+            return $"permission denied creating a file in {probe}";
+        }
+        catch (IOException)
+        {
+            return $"a file cannot be created in {probe}";
         }
     }
 
