@@ -93,6 +93,34 @@ public sealed class DoctorGcTests
     }
 
     [Fact]
+    public async Task Gc_removes_the_masquerade_element_of_a_pod_that_is_gone()
+    {
+        using var node = await OperatorNode.Create(p => p["ipMasq"] = true);
+        var gone = await TestPod.Create();
+        try
+        {
+            (await node.Call("ADD", gone)).AssertSuccess();
+            var address = node.Net.V4(2);
+            async Task<string> Table() => (await node.Net.Node!.Exec("nft", "list", "table", "inet", "podbridge")).EnsureOk().Stdout;
+            Assert.Contains(address, await Table());
+
+            await gone.NetNs.Delete();
+            var doctor = await node.Cli("doctor");
+            Assert.Equal(1, doctor.ExitCode);
+            Assert.Contains($"masquerade: {address} is in nftables set inet podbridge masq_{node.Net.Name}_10.250.{node.Net.Octet}.0_24 with no live lease", doctor.Stdout);
+
+            var gc = (await node.Cli("gc")).EnsureOk().Stdout;
+            Assert.Contains($"remove masquerade element {address}", gc);
+            Assert.DoesNotContain(address, await Table());
+            Assert.Equal(0, (await node.Cli("doctor")).ExitCode);
+        }
+        finally
+        {
+            gone.Dispose();
+        }
+    }
+
+    [Fact]
     public async Task Explain_shows_lease_interfaces_addresses_routes_and_log_lines_of_one_container()
     {
         using var node = await OperatorNode.Create();
