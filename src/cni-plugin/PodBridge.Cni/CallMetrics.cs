@@ -32,13 +32,14 @@ public static class CallMetrics
             var path = Path.Combine(dir, "calls");
             var line = Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture,
                 $"{plugin} {(network.Length == 0 ? "-" : network)} {verb} {code} {(long)elapsed.TotalMicroseconds}\n"));
-            try { SharedFile.Append(path, line, long.MaxValue); }
+            long size;
+            try { size = SharedFile.Append(path, line, long.MaxValue); }
             catch (IOException) when (!Directory.Exists(dir))
             {
                 Directory.CreateDirectory(dir);
-                SharedFile.Append(path, line, long.MaxValue);
+                size = SharedFile.Append(path, line, long.MaxValue);
             }
-            if (new FileInfo(path).Length > FoldAbove) Fold(dir, wait: false);
+            if (size > FoldAbove) Fold(dir, wait: false);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -1,7 +1,5 @@
-using System.Buffers;
+using System.Globalization;
 using System.Text;
-using System.Text.Encodings.Web;
-using System.Text.Json;
 
 namespace PodBridge.Cni;
 
@@ -25,8 +23,6 @@ public static partial class Log
     private static int? _endCode;
     private static string? _endError;
     private static double? _endMs;
-
-    private static readonly JsonWriterOptions JsonOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     // Step timings are collected whenever the final JSON line will carry them.
     private static bool StepsWanted => _json && _file is not null;
@@ -56,46 +52,77 @@ public static partial class Log
         foreach (var ip in result.Ips) Addresses.Add(ip.Address.ToString());
     }
 
+    // Built by hand rather than with Utf8JsonWriter: its encoder's tables cost more to set up (once per process,
+    // and every plugin call is a process) than the whole line costs to write.
     private static string JsonLine(DateTime now, LogLevel level, string msg)
     {
-        var buffer = new ArrayBufferWriter<byte>(256);
-        using (var w = new Utf8JsonWriter(buffer, JsonOptions))
+        var b = new StringBuilder(256);
+        b.Append("{\"time\":\"").Append(now.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture)).Append('"');
+        Field(b, "level", LevelName(level));
+        b.Append(",\"pid\":").Append(Environment.ProcessId);
+        if (Context is { } c)
         {
-            w.WriteStartObject();
-            w.WriteString("time", now.ToString("yyyy-MM-ddTHH:mm:ss.fffZ"));
-            w.WriteString("level", LevelName(level));
-            w.WriteNumber("pid", Environment.ProcessId);
-            if (Context is { } c)
-            {
-                w.WriteString("plugin", c.Plugin);
-                w.WriteString("verb", c.Verb);
-                if (c.ContainerId.Length > 0) w.WriteString("containerId", c.ContainerId);
-                if (c.IfName.Length > 0) w.WriteString("ifname", c.IfName);
-                if (c.PodNamespace is not null) w.WriteString("podNamespace", c.PodNamespace);
-                if (c.PodName is not null) w.WriteString("podName", c.PodName);
-            }
-            if (_network.Length > 0) w.WriteString("network", _network);
-            w.WriteString("msg", msg);
-            if (_endMs is double ms)
-            {
-                w.WriteNumber("code", _endCode ?? 0);
-                w.WriteNumber("durationMs", Math.Round(ms, 3));
-                if (_endError is not null) w.WriteString("error", _endError);
-                if (Steps.Count > 0)
-                {
-                    w.WriteStartObject("stepsMs");
-                    foreach (var (step, stepMs) in Steps) w.WriteNumber(step, Math.Round(stepMs, 3));
-                    w.WriteEndObject();
-                }
-                if (Addresses.Count > 0)
-                {
-                    w.WriteStartArray("addresses");
-                    foreach (var a in Addresses) w.WriteStringValue(a);
-                    w.WriteEndArray();
-                }
-            }
-            w.WriteEndObject();
+            Field(b, "plugin", c.Plugin);
+            Field(b, "verb", c.Verb);
+            if (c.ContainerId.Length > 0) Field(b, "containerId", c.ContainerId);
+            if (c.IfName.Length > 0) Field(b, "ifname", c.IfName);
+            if (c.PodNamespace is not null) Field(b, "podNamespace", c.PodNamespace);
+            if (c.PodName is not null) Field(b, "podName", c.PodName);
         }
-        return Encoding.UTF8.GetString(buffer.WrittenSpan) + "\n";
+        if (_network.Length > 0) Field(b, "network", _network);
+        Field(b, "msg", msg);
+        if (_endMs is double ms)
+        {
+            b.Append(",\"code\":").Append(_endCode ?? 0);
+            b.Append(",\"durationMs\":").Append(Math.Round(ms, 3).ToString(CultureInfo.InvariantCulture));
+            if (_endError is not null) Field(b, "error", _endError);
+            if (Steps.Count > 0)
+            {
+                b.Append(",\"stepsMs\":{");
+                for (var i = 0; i < Steps.Count; i++)
+                {
+                    if (i > 0) b.Append(',');
+                    Quoted(b, Steps[i].Step).Append(':').Append(Math.Round(Steps[i].Ms, 3).ToString(CultureInfo.InvariantCulture));
+                }
+                b.Append('}');
+            }
+            if (Addresses.Count > 0)
+            {
+                b.Append(",\"addresses\":[");
+                for (var i = 0; i < Addresses.Count; i++)
+                {
+                    if (i > 0) b.Append(',');
+                    Quoted(b, Addresses[i]);
+                }
+                b.Append(']');
+            }
+        }
+        return b.Append("}\n").ToString();
+    }
+
+    private static void Field(StringBuilder b, string name, string value)
+    {
+        b.Append(",\"").Append(name).Append("\":");
+        Quoted(b, value);
+    }
+
+    /// <summary>A JSON string: quote, backslash and control characters escaped (RFC 8259 §7); the rest as is.</summary>
+    internal static StringBuilder Quoted(StringBuilder b, string s)
+    {
+        b.Append('"');
+        foreach (var ch in s)
+        {
+            switch (ch)
+            {
+                case '"': b.Append("\\\""); break;
+                case '\\': b.Append("\\\\"); break;
+                case '\n': b.Append("\\n"); break;
+                case '\r': b.Append("\\r"); break;
+                case '\t': b.Append("\\t"); break;
+                case < ' ': b.Append("\\u").Append(((int)ch).ToString("x4", CultureInfo.InvariantCulture)); break;
+                default: b.Append(ch); break;
+            }
+        }
+        return b.Append('"');
     }
 }

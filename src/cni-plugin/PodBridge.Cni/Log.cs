@@ -121,11 +121,14 @@ public static partial class Log
         {
             try
             {
-                var dir = Path.GetDirectoryName(_file);
-                if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
                 var bytes = Encoding.UTF8.GetBytes(FileBuffer.ToString());
-                if (_maxSize > 0) SharedFile.Append(_file, bytes, _maxSize);
-                else AppendAtomically(_file, bytes);
+                try { AppendLog(bytes); }
+                catch (IOException) when (Path.GetDirectoryName(_file) is { Length: > 0 } dir && !Directory.Exists(dir))
+                {
+                    // Created only when missing: a mkdir per call is not free in a process that lives for milliseconds.
+                    Directory.CreateDirectory(dir);
+                    AppendLog(bytes);
+                }
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
@@ -133,6 +136,12 @@ public static partial class Log
             }
             FileBuffer.Clear();
         }
+    }
+
+    private static void AppendLog(byte[] bytes)
+    {
+        if (_maxSize > 0) SharedFile.Append(_file!, bytes, _maxSize);
+        else AppendAtomically(_file!, bytes);
     }
 
     /// <summary>
@@ -173,13 +182,13 @@ public static partial class Log
         }
     }
 
-    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "open", SetLastError = true,
+    [System.Runtime.InteropServices.LibraryImport(SharedFile.LibC, EntryPoint = "open", SetLastError = true,
         StringMarshalling = System.Runtime.InteropServices.StringMarshalling.Utf8)]
     private static partial int open(string path, int flags, int mode);
 
-    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
+    [System.Runtime.InteropServices.LibraryImport(SharedFile.LibC, EntryPoint = "write", SetLastError = true)]
     private static unsafe partial nint write(int fd, byte* buffer, nuint count);
 
-    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "close")]
+    [System.Runtime.InteropServices.LibraryImport(SharedFile.LibC, EntryPoint = "close")]
     private static partial int close(int fd);
 }
