@@ -150,10 +150,8 @@ internal static class NodeCommands
                     if (why is null) ExplainPod(stdout, first);
                     if (s.Network.Config.Bridge.IpMasq)
                     {
-                        var orphan = s.OrphanMasquerade();
                         stdout.WriteLine($"  masquerade nftables set {Masquerade.Table} " +
                             string.Join(", ", group.Select(l => s.SubnetOf(l) is { } sub ? Masquerade.SetName(s.Network.Name, sub) : "?")));
-                        _ = orphan;
                     }
                     ExplainLog(stdout, s.Network.Config.Conf.LogFile, first.ContainerId);
                 }

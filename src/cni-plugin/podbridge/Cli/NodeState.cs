@@ -25,7 +25,7 @@ internal sealed partial class NetworkState : IDisposable
     public string? StoreError { get; }
     public bool StoreExists { get; }
 
-    public NetworkState(PodNetwork network, RtNetlinkSocket rt, IReadOnlyList<LinkInfo> links)
+    public NetworkState(PodNetwork network, IReadOnlyList<LinkInfo> links)
     {
         Network = network;
         BridgeLink = links.FirstOrDefault(l => l.Name == network.Bridge);
@@ -47,7 +47,6 @@ internal sealed partial class NetworkState : IDisposable
             Tx = null;
             StoreError = e.Message + (e.Details is null ? "" : $" ({e.Details})");
         }
-        _ = rt;
     }
 
     [GeneratedRegex("^veth[0-9a-f]{8}$")]
@@ -130,7 +129,7 @@ internal sealed partial class NetworkState : IDisposable
         var links = rt.ListLinks();
         return ConfDir.Networks(options.ConfDir, options.DataDir)
             .Where(n => options.Network is null || n.Name == options.Network)
-            .Select(n => new NetworkState(n, rt, links))
+            .Select(n => new NetworkState(n, links))
             .ToList();
     }
 

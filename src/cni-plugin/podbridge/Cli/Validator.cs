@@ -77,7 +77,6 @@ internal sealed partial class Validator(string binDir, Func<IReadOnlyList<(strin
         using (doc)
         {
             var positions = JsonPositions.Map(bytes);
-            var before = _findings.Count;
             var fileFindings = new List<(string Path, string Message, bool Warning)>();
             CheckDocument(doc.RootElement, fileFindings);
             foreach (var (path, message, warning) in fileFindings)
@@ -85,7 +84,6 @@ internal sealed partial class Validator(string binDir, Func<IReadOnlyList<(strin
                 var (line, column) = positions.Find(path);
                 _findings.Add(new Finding(file, path, line, column, message, warning));
             }
-            _ = before;
         }
     }
 
