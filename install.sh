@@ -11,7 +11,7 @@ set -euo pipefail
 
 usage() {
     cat <<'EOF'
-usage: sudo ./install.sh [options]
+usage: ./install.sh [options]      (re-runs itself through sudo when not root)
   --prefix DIR      where the plugin binaries go (default /opt/cni/bin)
   --conf-dir DIR    where the network config goes (default /etc/cni/net.d)
   --force           overwrite an existing 10-podbridge.conflist
@@ -23,6 +23,7 @@ usage: sudo ./install.sh [options]
 EOF
 }
 
+ORIG_ARGS=("$@")
 PREFIX=/opt/cni/bin
 CONF_DIR=/etc/cni/net.d
 FORCE=0 DEMO=0 BUILD=1 APT=1 MODULES=1
@@ -49,7 +50,13 @@ BINARIES=(podbridge podbridge-ipam)
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
 
-[[ $EUID -eq 0 ]] || die "run as root (it creates links, loads br_netfilter and writes $PREFIX and $CONF_DIR)"
+# Root is needed (links, br_netfilter, $PREFIX, $CONF_DIR): a user with sudo gets re-run through it, with the
+# PATH that found dotnet (sudo's secure_path would lose a per-user SDK).
+if [[ $EUID -ne 0 ]]; then
+    command -v sudo >/dev/null 2>&1 || die "run as root: it creates links, loads br_netfilter and writes $PREFIX and $CONF_DIR, and sudo is not installed"
+    say "not root: re-running through sudo"
+    exec sudo env "PATH=$PATH" ${DOTNET_ROOT:+"DOTNET_ROOT=$DOTNET_ROOT"} bash "$REPO/install.sh" "${ORIG_ARGS[@]}"
+fi
 
 # --- host tools ----------------------------------------------------------------------------------------
 # command -> Debian package. ip/bridge for the demo and for debugging, modprobe for br_netfilter, clang as the

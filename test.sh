@@ -15,6 +15,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 REPO=$(pwd)
 
+ORIG_ARGS=("$@")
 RUN_UNIT=1 RUN_INTEGRATION=1 APT=1 PUBLISH=1 FILTER=
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -27,6 +28,17 @@ while [[ $# -gt 0 ]]; do
         *) echo "test.sh: unknown option '$1'" >&2; exit 2 ;;
     esac
 done
+
+# The integration tests need root (namespaces, bridges, apt-get): a user with sudo gets re-run through it, with the
+# PATH that found dotnet (sudo's secure_path would lose a per-user SDK). --unit needs no root.
+if [[ $RUN_INTEGRATION -eq 1 && $EUID -ne 0 ]]; then
+    if ! command -v sudo >/dev/null 2>&1; then
+        echo "test.sh: the integration tests need root and sudo is not installed; run as root, or ./test.sh --unit" >&2
+        exit 1
+    fi
+    echo "==> not root: re-running through sudo"
+    exec sudo env "PATH=$PATH" ${DOTNET_ROOT:+"DOTNET_ROOT=$DOTNET_ROOT"} ${CI:+"CI=$CI"} bash "$REPO/test.sh" "${ORIG_ARGS[@]}"
+fi
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 export DEBIAN_FRONTEND=noninteractive

@@ -44,6 +44,7 @@ public static class CniHost
             {
                 case CniVerb.Add:
                     var result = plugin.Add(request, config);
+                    Log.Result(result);
                     io.Stdout.Write(result.ToJson(config.Version));
                     break;
                 case CniVerb.Del: plugin.Del(request, config); break;

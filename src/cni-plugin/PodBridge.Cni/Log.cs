@@ -30,6 +30,8 @@ public static partial class Log
             ? $"{(request.ContainerId.Length > 12 ? request.ContainerId[..12] : request.ContainerId)}/{request.IfName}"
             : "-";
         _prefix = $"{Environment.ProcessId} {plugin} {request.Verb.ToString().ToUpperInvariant()} {who}";
+        Context = new CallContext(plugin, request.Verb.ToString().ToUpperInvariant(), request.ContainerId, request.IfName,
+            request.Args.PodNamespace, request.Args.PodName);
     }
 
     public static void Configure(NetConf config)
@@ -38,6 +40,7 @@ public static partial class Log
             _file = config.LogFile;
         if (Environment.GetEnvironmentVariable("PODBRIDGE_LOG_LEVEL") is null && ParseLevel(config.LogLevel) is { } level)
             _fileLevel = level;
+        ConfigureFormat(config);
     }
 
     public static LogLevel? ParseLevel(string? s) => s?.ToLowerInvariant() switch
@@ -56,15 +59,24 @@ public static partial class Log
     public static void Error(string msg) => Write(LogLevel.Error, msg);
 
     /// <summary>Times a step at debug level: <c>using (Log.Time("netlink.veth")) { ... }</c>.</summary>
-    public static StepTimer Time(string step) => new(step, DebugEnabled ? Stopwatch.GetTimestamp() : 0);
+    public static StepTimer Time(string step) => new(step, DebugEnabled || StepsWanted ? Stopwatch.GetTimestamp() : 0);
 
     public readonly struct StepTimer(string step, long start) : IDisposable
     {
         public void Dispose()
         {
-            if (start != 0)
-                Write(LogLevel.Debug, $"step {step} {Stopwatch.GetElapsedTime(start).TotalMilliseconds:F3}ms");
+            if (start == 0) return;
+            var ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            AddStep(step, ms);
+            if (DebugEnabled) Write(LogLevel.Debug, $"step {step} {ms:F3}ms");
         }
+    }
+
+    private static void AddStep(string step, double ms)
+    {
+        var i = Steps.FindIndex(s => s.Step == step);
+        if (i < 0) Steps.Add((step, ms));
+        else Steps[i] = (step, Steps[i].Ms + ms);
     }
 
     public static void End(int code, string? error)
@@ -72,18 +84,25 @@ public static partial class Log
         var ms = Stopwatch.GetElapsedTime(Started).TotalMilliseconds;
         if (DebugEnabled)
             Write(LogLevel.Debug, $"managed allocations {GC.GetTotalAllocatedBytes() / 1024} KiB, GCs {GC.CollectionCount(0)}");
+        _endCode = code;
+        _endError = error;
+        _endMs = ms;
         if (code == 0) Write(LogLevel.Info, $"ok in {ms:F1}ms");
         else Write(LogLevel.Error, $"failed with code {code} in {ms:F1}ms: {error}");
+        _endMs = null;
+        if (Context is { } c && c.Verb != "VERSION")
+            CallMetrics.Record(c.Plugin, _network, c.Verb, code, Stopwatch.GetElapsedTime(Started));
     }
 
     private static void Write(LogLevel level, string msg)
     {
-        var line = $"{DateTime.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} {_prefix} {LevelName(level)} {msg}\n";
-        if (_file is not null && level >= _fileLevel) FileBuffer.Append(line);
+        var now = DateTime.UtcNow;
+        var line = $"{now:yyyy-MM-ddTHH:mm:ss.fffZ} {_prefix} {LevelName(level)} {msg}\n";
+        if (_file is not null && level >= _fileLevel) FileBuffer.Append(_json ? JsonLine(now, level, msg) : line);
         if (level >= StderrLevel) StderrBuffer.Append(line);
     }
 
-    private static string LevelName(LogLevel l) => l switch
+    internal static string LevelName(LogLevel l) => l switch
     {
         LogLevel.Debug => "debug",
         LogLevel.Info => "info",
@@ -102,9 +121,14 @@ public static partial class Log
         {
             try
             {
-                var dir = Path.GetDirectoryName(_file);
-                if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-                AppendAtomically(_file, Encoding.UTF8.GetBytes(FileBuffer.ToString()));
+                var bytes = Encoding.UTF8.GetBytes(FileBuffer.ToString());
+                try { AppendLog(bytes); }
+                catch (IOException) when (Path.GetDirectoryName(_file) is { Length: > 0 } dir && !Directory.Exists(dir))
+                {
+                    // Created only when missing: a mkdir per call is not free in a process that lives for milliseconds.
+                    Directory.CreateDirectory(dir);
+                    AppendLog(bytes);
+                }
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
@@ -112,6 +136,12 @@ public static partial class Log
             }
             FileBuffer.Clear();
         }
+    }
+
+    private static void AppendLog(byte[] bytes)
+    {
+        if (_maxSize > 0) SharedFile.Append(_file!, bytes, _maxSize);
+        else AppendAtomically(_file!, bytes);
     }
 
     /// <summary>
@@ -152,13 +182,13 @@ public static partial class Log
         }
     }
 
-    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "open", SetLastError = true,
+    [System.Runtime.InteropServices.LibraryImport(SharedFile.LibC, EntryPoint = "open", SetLastError = true,
         StringMarshalling = System.Runtime.InteropServices.StringMarshalling.Utf8)]
     private static partial int open(string path, int flags, int mode);
 
-    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
+    [System.Runtime.InteropServices.LibraryImport(SharedFile.LibC, EntryPoint = "write", SetLastError = true)]
     private static unsafe partial nint write(int fd, byte* buffer, nuint count);
 
-    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "close")]
+    [System.Runtime.InteropServices.LibraryImport(SharedFile.LibC, EntryPoint = "close")]
     private static partial int close(int fd);
 }

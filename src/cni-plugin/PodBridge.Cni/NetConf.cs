@@ -50,6 +50,8 @@ public sealed class NetConf
     // podbridge keys
     [JsonPropertyName("logFile")] public string? LogFile { get; set; }
     [JsonPropertyName("logLevel")] public string? LogLevel { get; set; }
+    [JsonPropertyName("logFormat")] public string? LogFormat { get; set; }
+    [JsonPropertyName("logMaxSize")] public int? LogMaxSize { get; set; }
 
     /// <summary>The version results and errors are printed in (validated by <see cref="Parse"/>).</summary>
     [JsonIgnore] public string Version => CniVersion ?? CniVersionDefault;

@@ -75,6 +75,8 @@ internal ref struct NetConfReader
         else if (r.Key("portIsolation"u8)) c.PortIsolation = r.ReadBool();
         else if (r.Key("logFile"u8)) c.LogFile = r.ReadString();
         else if (r.Key("logLevel"u8)) c.LogLevel = r.ReadString();
+        else if (r.Key("logFormat"u8)) c.LogFormat = r.ReadString();
+        else if (r.Key("logMaxSize"u8)) c.LogMaxSize = r.ReadInt();
         else r.Skip();
     }
 

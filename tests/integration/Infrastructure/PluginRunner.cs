@@ -110,6 +110,8 @@ public static class PluginRunner
             // The test runner's own log settings must not leak into the plugin under test.
             ["PODBRIDGE_LOG_FILE"] = null,
             ["PODBRIDGE_LOG_LEVEL"] = null,
+            // Call counters go to this run's temp dir, not the node's /run/podbridge.
+            ["PODBRIDGE_METRICS_DIR"] = RunScope.MetricsDir,
         };
         foreach (var (k, v) in call.Extra) env[k] = v;
         foreach (var k in call.Unset) env[k] = null;   // CliWrap removes variables set to null

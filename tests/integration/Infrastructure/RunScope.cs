@@ -33,6 +33,10 @@ public static class RunScope
         return dir;
     }
 
+    /// <summary>Where the plugins under test count their calls (PODBRIDGE_METRICS_DIR): one temp dir per run.</summary>
+    public static string MetricsDir => LazyMetricsDir.Value;
+    private static readonly Lazy<string> LazyMetricsDir = new(() => NewTempDir("metrics"));
+
     /// <summary>Touch this once from any fixture so the exit hook and the crash sweep are installed.</summary>
     public static void EnsureInitialized() => _ = Initialized;
 
