@@ -1,10 +1,16 @@
+using System.Text.Json;
 using PodBridge.Cni;
 using PodBridge.Netlink;
 
 namespace PodBridge.Plugin;
 
-/// <summary>The bridge plugin's settings from the network config, with defaults applied and every field validated.</summary>
+/// <summary>
+/// Everything the bridge plugin's verbs need from the network config, validated, with defaults applied: the bridge
+/// keys (<see cref="BridgeKeys"/>) and the common keys the verbs use (network name, DNS, prevResult). The verbs read
+/// only this; <see cref="Conf"/> is kept solely to hand the config to the IPAM plugin.
+/// </summary>
 public sealed record BridgeConfig(
+    string Network,
     string BridgeName,
     bool IsGateway,
     bool IsDefaultGateway,
@@ -15,14 +21,19 @@ public sealed record BridgeConfig(
     bool PromiscMode,
     bool EnableDad,
     byte[]? Mac,
-    string? IpamType)
+    string? IpamType,
+    CniDns Dns,
+    JsonElement? PrevResult,
+    NetConf Conf)
 {
     public const string DefaultBridge = "cni0";
     public const string EmbeddedIpam = "podbridge-ipam";
 
+    /// <summary>ADD, CHECK and STATUS: every key validated; a bad or unsupported value is a CNI error naming it.</summary>
     public static BridgeConfig From(NetConf conf, CniRequest request)
     {
-        var bridge = string.IsNullOrEmpty(conf.Bridge) ? DefaultBridge : conf.Bridge;
+        var keys = BridgeKeys.Read(conf);
+        var bridge = string.IsNullOrEmpty(keys.Bridge) ? DefaultBridge : keys.Bridge;
         try { CniEnvironment.ValidateIfName(bridge); }
         catch (CniException e)
         {
@@ -30,21 +41,21 @@ public sealed record BridgeConfig(
                 $"bridge: '{bridge}' is not a valid interface name ({e.Message[(e.Message.IndexOf(':') + 1)..].Trim()})");
         }
 
-        if (conf.Mtu is int mtu && (mtu < 68 || mtu > 65535))
+        if (keys.Mtu is int mtu && (mtu < 68 || mtu > 65535))
             throw new CniException(CniErrorCode.InvalidNetworkConfig, $"mtu: {mtu} is outside 68..65535");
-        if (conf.HairpinMode && conf.PromiscMode)
+        if (keys.HairpinMode && keys.PromiscMode)
             throw new CniException(CniErrorCode.InvalidNetworkConfig,
                 "hairpinMode and promiscMode cannot both be true (hairpin needs the bridge to filter its own frames)");
-        if (conf.Vlan is int vlan && vlan != 0)
+        if (keys.Vlan is int vlan && vlan != 0)
             throw new CniException(CniErrorCode.UnsupportedField, $"vlan: {vlan} is not supported by podbridge yet");
         // Reference keys without an implementation here: refused when asked for, never silently ignored.
-        if (conf.VlanTrunk is { ValueKind: not System.Text.Json.JsonValueKind.Null } trunk
-            && !(trunk.ValueKind == System.Text.Json.JsonValueKind.Array && trunk.GetArrayLength() == 0))
+        if (keys.VlanTrunk is { ValueKind: not JsonValueKind.Null } trunk
+            && !(trunk.ValueKind == JsonValueKind.Array && trunk.GetArrayLength() == 0))
             throw Unsupported("vlanTrunk", "is not supported by podbridge yet");
-        if (conf.MacSpoofChk) throw Unsupported("macspoofchk", "true is not supported by podbridge yet");
-        if (conf.PortIsolation) throw Unsupported("portIsolation", "true is not supported by podbridge yet");
-        if (conf.DisableContainerInterface) throw Unsupported("disableContainerInterface", "true is not supported by podbridge yet");
-        if (conf.IpMasqBackend is { Length: > 0 } backend && backend != "nftables")
+        if (keys.MacSpoofChk) throw Unsupported("macspoofchk", "true is not supported by podbridge yet");
+        if (keys.PortIsolation) throw Unsupported("portIsolation", "true is not supported by podbridge yet");
+        if (keys.DisableContainerInterface) throw Unsupported("disableContainerInterface", "true is not supported by podbridge yet");
+        if (keys.IpMasqBackend is { Length: > 0 } backend && backend != "nftables")
             throw Unsupported("ipMasqBackend", $"'{backend}' is not supported: podbridge masquerades with nftables only");
 
         var ipamType = conf.Ipam?.Type;
@@ -67,8 +78,7 @@ public sealed record BridgeConfig(
                 throw new CniException(CniErrorCode.InvalidNetworkConfig, $"{mac.Field}: '{mac.Value}' is a multicast MAC address");
         }
 
-        return new BridgeConfig(bridge, conf.IsGateway || conf.IsDefaultGateway, conf.IsDefaultGateway, conf.ForceAddress, conf.IpMasq,
-            conf.Mtu, conf.HairpinMode, conf.PromiscMode, conf.EnableDad, macBytes, ipamType);
+        return Build(conf, keys, bridge, macBytes, ipamType);
     }
 
     /// <summary>
@@ -78,13 +88,20 @@ public sealed record BridgeConfig(
     /// </summary>
     public static BridgeConfig ForTeardown(NetConf conf)
     {
-        var bridge = string.IsNullOrEmpty(conf.Bridge) ? DefaultBridge : conf.Bridge;
+        var keys = BridgeKeys.Read(conf);
+        var bridge = string.IsNullOrEmpty(keys.Bridge) ? DefaultBridge : keys.Bridge;
         try { CniEnvironment.ValidateIfName(bridge); }
         catch (CniException) { bridge = ""; }
         var ipamType = string.IsNullOrEmpty(conf.Ipam?.Type) ? null : conf.Ipam.Type;
-        return new BridgeConfig(bridge, conf.IsGateway || conf.IsDefaultGateway, conf.IsDefaultGateway, conf.ForceAddress,
-            conf.IpMasq, conf.Mtu, conf.HairpinMode, conf.PromiscMode, conf.EnableDad, null, ipamType);
+        return Build(conf, keys, bridge, null, ipamType);
     }
+
+    private static BridgeConfig Build(NetConf conf, BridgeKeys keys, string bridge, byte[]? mac, string? ipamType) =>
+        new(conf.Name!, bridge, keys.IsGateway || keys.IsDefaultGateway, keys.IsDefaultGateway, keys.ForceAddress, keys.IpMasq,
+            keys.Mtu, keys.HairpinMode, keys.PromiscMode, keys.EnableDad, mac, ipamType, DnsOf(conf.Dns), conf.PrevResult, conf);
+
+    private static CniDns DnsOf(DnsConfig? d) => d is null ? new CniDns()
+        : new CniDns { Nameservers = d.Nameservers ?? [], Domain = d.Domain, Search = d.Search ?? [], Options = d.Options ?? [] };
 
     public ICniPlugin? CreateIpam() => IpamType switch
     {

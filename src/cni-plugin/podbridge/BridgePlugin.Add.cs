@@ -20,8 +20,8 @@ public sealed partial class BridgePlugin
         var ipamResult = new CniResult();
         if (ipam is not null)
         {
-            using (Log.Time("ipam.add")) ipamResult = ipam.Add(request, conf);
-            rollback.Push("IPAM allocation", () => ipam.Del(request, conf));
+            using (Log.Time("ipam.add")) ipamResult = ipam.Add(request, cfg.Conf);
+            rollback.Push("IPAM allocation", () => ipam.Del(request, cfg.Conf));
         }
 
         var bridge = EnsureBridge(host, cfg);
@@ -78,17 +78,15 @@ public sealed partial class BridgePlugin
                 new CniInterface { Name = hostLink.Name, Mac = hostLink.MacString, Mtu = hostLink.Mtu },
                 new CniInterface { Name = podLink.Name, Mac = podLink.MacString, Mtu = podLink.Mtu, Sandbox = request.NetNs },
             },
-            Dns = ipamResult.Dns.IsEmpty && conf.Dns is { } d
-                ? new CniDns { Nameservers = d.Nameservers ?? [], Domain = d.Domain, Search = d.Search ?? [], Options = d.Options ?? [] }
-                : ipamResult.Dns,
+            Dns = ipamResult.Dns.IsEmpty ? cfg.Dns : ipamResult.Dns,
         };
 
         ConfigurePod(pod, podLink, cfg, ipamResult, result);
         if (cfg.IpMasq && result.Ips.Count > 0)
         {
             var masq = MasqueradeTargets(result.Ips.Select(i => i.Address));
-            Masquerade.Add(conf.Name!, masq);
-            rollback.Push("masquerade elements", () => Masquerade.Remove(conf.Name!, masq));
+            Masquerade.Add(cfg.Network, masq);
+            rollback.Push("masquerade elements", () => Masquerade.Remove(cfg.Network, masq));
         }
         if (cfg.IsGateway) ConfigureGateway(host, bridge, cfg, ipamResult);
         EnsureHostSysctls(cfg.IsGateway && result.Ips.Any(i => !i.Address.IsV6), cfg.IsGateway && result.Ips.Any(i => i.Address.IsV6));

@@ -13,13 +13,13 @@ public sealed partial class BridgePlugin
     public void Check(CniRequest request, NetConf conf)
     {
         var cfg = BridgeConfig.From(conf, request);
-        if (conf.PrevResult is not { } prevJson || prevJson.ValueKind != System.Text.Json.JsonValueKind.Object)
+        if (cfg.PrevResult is not { } prevJson || prevJson.ValueKind != System.Text.Json.JsonValueKind.Object)
             throw new CniException(CniErrorCode.InvalidNetworkConfig, "prevResult is required for CHECK");
         var prev = CniResult.Parse(prevJson, "prevResult");
 
         var ipam = cfg.CreateIpam();
         if (ipam is not null)
-            using (Log.Time("ipam.check")) ipam.Check(request, conf);
+            using (Log.Time("ipam.check")) ipam.Check(request, cfg.Conf);
 
         using var podNs = OpenPodNetNs(request);
         try
@@ -64,7 +64,7 @@ public sealed partial class BridgePlugin
         {
             var podIf = prev.Interfaces.FindIndex(i => i.Name == request.IfName && !string.IsNullOrEmpty(i.Sandbox));
             var masq = MasqueradeTargets(prev.Ips.Where(i => i.Interface is null || i.Interface == podIf).Select(i => i.Address));
-            if (masq.Count > 0) Masquerade.Verify(conf.Name!, masq);
+            if (masq.Count > 0) Masquerade.Verify(cfg.Network, masq);
         }
 
         static CniException Mismatch(string what) => new(CniErrorCode.CheckFailed, $"CHECK: {what}");
@@ -77,14 +77,14 @@ public sealed partial class BridgePlugin
         {
             case Ipam.PodBridgeIpam embedded:
                 // Also remove host ends of attachments the runtime no longer knows (their netns may be leaked).
-                foreach (var (containerId, ifName) in embedded.GcReleased(request, conf))
+                foreach (var (containerId, ifName) in embedded.GcReleased(request, cfg.Conf))
                 {
                     try { DeleteHostVeth(cfg, HostVeth.Name(containerId, ifName)); }
                     catch (CniException e) { Log.Warn($"GC: {e.Message}"); }
                 }
                 break;
             case { } delegated:
-                delegated.Gc(request, conf);
+                delegated.Gc(request, cfg.Conf);
                 break;
         }
     }
@@ -92,6 +92,6 @@ public sealed partial class BridgePlugin
     public void Status(CniRequest request, NetConf conf)
     {
         var cfg = BridgeConfig.From(conf, request);
-        cfg.CreateIpam()?.Status(request, conf);
+        cfg.CreateIpam()?.Status(request, cfg.Conf);
     }
 }
