@@ -10,6 +10,7 @@ namespace PodBridge.Netlink;
 /// <param name="MasterIndex">IFLA_MASTER: the bridge this link is a port of.</param>
 /// <param name="ParentIndex">IFLA_LINK: for a veth, the peer's ifindex (in the peer's namespace).</param>
 /// <param name="LinkNetNsId">IFLA_LINK_NETNSID: the peer's namespace as an nsid of this namespace.</param>
+/// <param name="BridgePort">The port's options when the link is a bridge port; null otherwise.</param>
 public sealed record LinkInfo(
     int Index,                               // ifi_index
     string Name,                             // IFLA_IFNAME
@@ -20,7 +21,8 @@ public sealed record LinkInfo(
     bool Promisc,                            // IFF_PROMISC
     int? MasterIndex,                        // IFLA_MASTER
     int? ParentIndex,                        // IFLA_LINK
-    int? LinkNetNsId)                        // IFLA_LINK_NETNSID
+    int? LinkNetNsId,                        // IFLA_LINK_NETNSID
+    BridgePortInfo? BridgePort = null)       // IFLA_LINKINFO/IFLA_INFO_SLAVE_DATA when IFLA_INFO_SLAVE_KIND is "bridge"
 {
     /// <summary>Lowercase colon-separated, as CNI results and `ip link` print it.</summary>
     public string MacString => global::PodBridge.Netlink.Mac.Format(Mac);
@@ -52,3 +54,8 @@ public sealed record RouteInfo(
     byte Scope,                              // rtm_scope
     byte Table,                              // RTA_TABLE / rtm_table
     byte Protocol);                          // rtm_protocol
+
+/// <summary>A bridge port's options (IFLA_BRPORT_* inside IFLA_INFO_SLAVE_DATA).</summary>
+public sealed record BridgePortInfo(
+    bool Hairpin,                            // IFLA_BRPORT_MODE
+    bool Isolated);                          // IFLA_BRPORT_ISOLATED

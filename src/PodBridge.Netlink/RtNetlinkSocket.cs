@@ -10,7 +10,7 @@ namespace PodBridge.Netlink;
 /// A NETLINK_ROUTE socket bound to one network namespace, with typed requests. Every request is one send and,
 /// for everything but dumps, one receive. Not thread-safe: the request and receive buffers are reused.
 /// </summary>
-public sealed class RtNetlinkSocket : IDisposable
+public sealed partial class RtNetlinkSocket : IDisposable
 {
     /// <summary>
     /// The kernel sizes dump datagrams by the largest buffer we have offered, up to 32 KiB; offering that from

@@ -14,6 +14,7 @@ internal static class RtParsers
         byte[] mac = [];
         int mtu = 0;
         int? master = null, parent = null, netnsId = null;
+        BridgePortInfo? port = null;
         while (attributes.TryRead(out var a))
         {
             switch (a.Type)
@@ -26,8 +27,14 @@ internal static class RtParsers
                 case LinkAttr.LinkNetNsId: netnsId = a.I32; break;
                 case LinkAttr.LinkInfo:
                     var info = a.Nested;
+                    string? slaveKind = null;
                     while (info.TryRead(out var i))
+                    {
                         if (i.Type == LinkInfoAttr.Kind) kind = i.String;
+                        else if (i.Type == LinkInfoAttr.SlaveKind) slaveKind = i.String;
+                        // The kernel writes SLAVE_KIND before SLAVE_DATA (rtnl_link_slave_info_fill).
+                        else if (i.Type == LinkInfoAttr.SlaveData && slaveKind == "bridge") port = BridgePort(i.Nested);
+                    }
                     break;
             }
         }
@@ -41,7 +48,22 @@ internal static class RtParsers
             (header.Flags & LinkFlags.Promisc) != 0,
             master is 0 ? null : master,
             parent,
-            netnsId);
+            netnsId,
+            port);
+    }
+
+    private static BridgePortInfo BridgePort(AttributeReader attributes)
+    {
+        bool hairpin = false, isolated = false;
+        while (attributes.TryRead(out var a))
+        {
+            switch (a.Type)
+            {
+                case BridgePortAttr.Mode: hairpin = a.Value.Length > 0 && a.Value[0] != 0; break;
+                case BridgePortAttr.Isolated: isolated = a.Value.Length > 0 && a.Value[0] != 0; break;
+            }
+        }
+        return new BridgePortInfo(hairpin, isolated);
     }
 
     public static AddressInfo? Address(in NetlinkMessage message)

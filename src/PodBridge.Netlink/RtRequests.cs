@@ -9,7 +9,7 @@ namespace PodBridge.Netlink;
 /// The typed rtnetlink requests, each written into a caller's buffer; returns the message length.
 /// nlmsg_seq is left 0: the socket stamps it when sending. Unit tests compare these bytes with literals.
 /// </summary>
-internal static class RtRequests
+internal static partial class RtRequests
 {
     private const ushort Create = Request | Ack | MessageFlags.Create | Excl;
     private const ushort Change = Request | Ack;

@@ -85,6 +85,8 @@ internal static class LinkInfoAttr
 {
     public const ushort Kind = 1;           // IFLA_INFO_KIND
     public const ushort Data = 2;           // IFLA_INFO_DATA
+    public const ushort SlaveKind = 4;      // IFLA_INFO_SLAVE_KIND ("bridge" on a bridge port)
+    public const ushort SlaveData = 5;      // IFLA_INFO_SLAVE_DATA (IFLA_BRPORT_* of a bridge port)
 }
 
 internal static class VethAttr
@@ -95,6 +97,7 @@ internal static class VethAttr
 internal static class BridgePortAttr
 {
     public const ushort Mode = 4;           // IFLA_BRPORT_MODE (hairpin)
+    public const ushort Isolated = 33;      // IFLA_BRPORT_ISOLATED (Linux 4.18)
 }
 
 internal static class ExtFilter

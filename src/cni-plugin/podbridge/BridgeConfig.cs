@@ -20,6 +20,8 @@ public sealed record BridgeConfig(
     bool HairpinMode,
     bool PromiscMode,
     bool EnableDad,
+    bool PortIsolation,
+    bool DisableContainerInterface,
     byte[]? Mac,
     string? IpamType,
     CniDns Dns,
@@ -53,8 +55,6 @@ public sealed record BridgeConfig(
             && !(trunk.ValueKind == JsonValueKind.Array && trunk.GetArrayLength() == 0))
             throw Unsupported("vlanTrunk", "is not supported by podbridge yet");
         if (keys.MacSpoofChk) throw Unsupported("macspoofchk", "true is not supported by podbridge yet");
-        if (keys.PortIsolation) throw Unsupported("portIsolation", "true is not supported by podbridge yet");
-        if (keys.DisableContainerInterface) throw Unsupported("disableContainerInterface", "true is not supported by podbridge yet");
         if (keys.IpMasqBackend is { Length: > 0 } backend && backend != "nftables")
             throw Unsupported("ipMasqBackend", $"'{backend}' is not supported: podbridge masquerades with nftables only");
 
@@ -98,7 +98,7 @@ public sealed record BridgeConfig(
 
     private static BridgeConfig Build(NetConf conf, BridgeKeys keys, string bridge, byte[]? mac, string? ipamType) =>
         new(conf.Name!, bridge, keys.IsGateway || keys.IsDefaultGateway, keys.IsDefaultGateway, keys.ForceAddress, keys.IpMasq,
-            keys.Mtu, keys.HairpinMode, keys.PromiscMode, keys.EnableDad, mac, ipamType, DnsOf(conf.Dns), conf.PrevResult, conf);
+            keys.Mtu, keys.HairpinMode, keys.PromiscMode, keys.EnableDad, keys.PortIsolation, keys.DisableContainerInterface, mac, ipamType, DnsOf(conf.Dns), conf.PrevResult, conf);
 
     private static CniDns DnsOf(DnsConfig? d) => d is null ? new CniDns()
         : new CniDns { Nameservers = d.Nameservers ?? [], Domain = d.Domain, Search = d.Search ?? [], Options = d.Options ?? [] };

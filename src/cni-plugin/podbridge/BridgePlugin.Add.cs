@@ -62,6 +62,7 @@ public sealed partial class BridgePlugin
                 hostLink = host.GetLink(hostName) ?? throw new CniException(CniErrorCode.NetlinkFailure, $"veth {hostName} vanished after creation");
                 host.SetMaster(hostLink.Index, bridge.Index);
                 if (cfg.HairpinMode) host.SetBridgePortHairpin(hostLink.Index, true);
+                if (cfg.PortIsolation) host.SetBridgePortIsolated(hostLink.Index, true);
                 host.SetLinkUp(hostLink.Index); // MAC and MTU are what creation gave it: no re-read needed
                 // A bridge without an explicit address takes its lowest port MAC: report what it has now.
                 bridge = host.GetLink(bridge.Index) ?? bridge;
@@ -152,6 +153,14 @@ public sealed partial class BridgePlugin
                 // IFA_F_NODAD: the address is usable at once instead of ~1-2 s of IPv6 DAD (enabledad turns DAD on).
                 pod.AddAddress(podLink.Index, ip.Address.Address, ip.Address.PrefixLength, noDad: !cfg.EnableDad);
                 result.Ips.Add(new CniIpConfig { Address = ip.Address, Gateway = ip.Gateway, Interface = 2 });
+            }
+            if (cfg.DisableContainerInterface)
+            {
+                // The pod (a VM's launcher, usually) brings the interface up itself. A down link has no connected
+                // routes, so the kernel would refuse any route through it: none are installed or reported.
+                if (ipamResult.Routes.Count > 0 || cfg.IsDefaultGateway)
+                    Log.Info($"disableContainerInterface: {podLink.Name} stays down; its routes are not installed");
+                return;
             }
             pod.SetLinkUp(podLink.Index);
 

@@ -29,6 +29,8 @@ public sealed partial class BridgePlugin
 
             var bridge = host.GetLink(cfg.BridgeName) ?? throw Mismatch($"bridge {cfg.BridgeName} does not exist");
             if (bridge.Kind != "bridge") throw Mismatch($"{cfg.BridgeName} is not a bridge");
+            // Only a promiscMode that was asked for is required: another network on the same bridge may have set it.
+            if (cfg.PromiscMode && !bridge.Promisc) throw Mismatch($"bridge {cfg.BridgeName} is not in promiscuous mode (promiscMode)");
 
             var podIfIndex = prev.Interfaces.FindIndex(i => i.Name == request.IfName && !string.IsNullOrEmpty(i.Sandbox));
             if (podIfIndex < 0) throw Mismatch($"prevResult has no interface {request.IfName} with a sandbox");
@@ -43,6 +45,13 @@ public sealed partial class BridgePlugin
             var hostLink = host.GetLink(hostName) ?? throw Mismatch($"host veth {hostName} does not exist");
             if (podLink.ParentIndex != hostLink.Index) throw Mismatch($"{request.IfName}'s peer is not host veth {hostName}");
             if (hostLink.MasterIndex != bridge.Index) throw Mismatch($"host veth {hostName} is not a port of bridge {cfg.BridgeName}");
+            if (hostLink.BridgePort is { } port)
+            {
+                if (port.Hairpin != cfg.HairpinMode)
+                    throw Mismatch($"bridge port {hostName} has hairpin mode {(port.Hairpin ? "on" : "off")}, config says hairpinMode {cfg.HairpinMode.ToString().ToLowerInvariant()}");
+                if (port.Isolated != cfg.PortIsolation)
+                    throw Mismatch($"bridge port {hostName} is {(port.Isolated ? "" : "not ")}isolated, config says portIsolation {cfg.PortIsolation.ToString().ToLowerInvariant()}");
+            }
 
             var addresses = pod.ListAddresses(podLink.Index);
             foreach (var ip in prev.Ips.Where(i => i.Interface is null || i.Interface == podIfIndex))

@@ -113,11 +113,20 @@ public class BridgeConfigTests
         var c = From("");
         Assert.Equal("cni0", c.BridgeName);
         Assert.Equal("net1", c.Network);
-        Assert.False(c.IsGateway || c.IsDefaultGateway || c.IpMasq || c.HairpinMode || c.PromiscMode || c.EnableDad || c.ForceAddress);
+        Assert.False(c.IsGateway || c.IsDefaultGateway || c.IpMasq || c.HairpinMode || c.PromiscMode || c.EnableDad || c.ForceAddress
+                     || c.PortIsolation || c.DisableContainerInterface);
         Assert.Null(c.Mtu);
         Assert.Null(c.IpamType);
         Assert.Null(c.Mac);
         Assert.True(c.Dns.IsEmpty);
+    }
+
+    [Fact]
+    public void PortIsolation_and_disableContainerInterface_are_accepted()
+    {
+        var c = From("'portIsolation':true,'disableContainerInterface':true");
+        Assert.True(c.PortIsolation);
+        Assert.True(c.DisableContainerInterface);
     }
 
     [Fact]
