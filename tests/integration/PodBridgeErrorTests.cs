@@ -244,7 +244,6 @@ public sealed class PodBridgeErrorTests
     [InlineData("vlan", "5")]
     [InlineData("vlanTrunk", "[{\"id\":100}]")]
     [InlineData("macspoofchk", "true")]
-    [InlineData("ipMasqBackend", "\"iptables\"")]
     public async Task UnsupportedReferenceField_Is2_NamingTheKey(string key, string json)
     {
         var (net, pod, cni) = await Setup();

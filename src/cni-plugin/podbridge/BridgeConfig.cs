@@ -16,6 +16,7 @@ public sealed record BridgeConfig(
     bool IsDefaultGateway,
     bool ForceAddress,
     bool IpMasq,
+    string? IpMasqBackend,
     int? Mtu,
     bool HairpinMode,
     bool PromiscMode,
@@ -26,6 +27,7 @@ public sealed record BridgeConfig(
     string? IpamType,
     CniDns Dns,
     JsonElement? PrevResult,
+    IReadOnlyList<GcAttachment> ValidAttachments,
     NetConf Conf)
 {
     public const string DefaultBridge = "cni0";
@@ -55,8 +57,9 @@ public sealed record BridgeConfig(
             && !(trunk.ValueKind == JsonValueKind.Array && trunk.GetArrayLength() == 0))
             throw Unsupported("vlanTrunk", "is not supported by podbridge yet");
         if (keys.MacSpoofChk) throw Unsupported("macspoofchk", "true is not supported by podbridge yet");
-        if (keys.IpMasqBackend is { Length: > 0 } backend && backend != "nftables")
-            throw Unsupported("ipMasqBackend", $"'{backend}' is not supported: podbridge masquerades with nftables only");
+        if (keys.IpMasqBackend is { Length: > 0 } backend && backend is not ("nftables" or "iptables"))
+            throw new CniException(CniErrorCode.InvalidNetworkConfig,
+                $"ipMasqBackend: '{backend}' is not a masquerade backend (nftables or iptables; leave it out for auto)");
 
         var ipamType = conf.Ipam?.Type;
         if (conf.Ipam is not null && string.IsNullOrEmpty(ipamType))
@@ -98,10 +101,16 @@ public sealed record BridgeConfig(
 
     private static BridgeConfig Build(NetConf conf, BridgeKeys keys, string bridge, byte[]? mac, string? ipamType) =>
         new(conf.Name!, bridge, keys.IsGateway || keys.IsDefaultGateway, keys.IsDefaultGateway, keys.ForceAddress, keys.IpMasq,
-            keys.Mtu, keys.HairpinMode, keys.PromiscMode, keys.EnableDad, keys.PortIsolation, keys.DisableContainerInterface, mac, ipamType, DnsOf(conf.Dns), conf.PrevResult, conf);
+            string.IsNullOrEmpty(keys.IpMasqBackend) ? null : keys.IpMasqBackend,
+            keys.Mtu, keys.HairpinMode, keys.PromiscMode, keys.EnableDad, keys.PortIsolation, keys.DisableContainerInterface, mac, ipamType, DnsOf(conf.Dns), conf.PrevResult, conf.GcValidAttachments, conf);
 
     private static CniDns DnsOf(DnsConfig? d) => d is null ? new CniDns()
         : new CniDns { Nameservers = d.Nameservers ?? [], Domain = d.Domain, Search = d.Search ?? [], Options = d.Options ?? [] };
+
+    /// <summary>The masquerade backend: ipMasqBackend, or auto (decided on this node when asked).</summary>
+    internal Masquerade.Backend MasqBackend => Masquerade.Resolve(IpMasqBackend);
+
+    internal Masquerade.Attachment MasqAttachment(CniRequest request) => new(Network, request.ContainerId, request.IfName);
 
     public ICniPlugin? CreateIpam() => IpamType switch
     {

@@ -86,8 +86,9 @@ public sealed partial class BridgePlugin
         if (cfg.IpMasq && result.Ips.Count > 0)
         {
             var masq = MasqueradeTargets(result.Ips.Select(i => i.Address));
-            Masquerade.Add(cfg.Network, masq);
-            rollback.Push("masquerade elements", () => Masquerade.Remove(cfg.Network, masq));
+            var (backend, who) = (cfg.MasqBackend, cfg.MasqAttachment(request));
+            Masquerade.Add(backend, who, masq);
+            rollback.Push($"masquerading ({backend})", () => Masquerade.Remove(backend, who, masq));
         }
         if (cfg.IsGateway) ConfigureGateway(host, bridge, cfg, ipamResult);
         EnsureHostSysctls(cfg.IsGateway && result.Ips.Any(i => !i.Address.IsV6), cfg.IsGateway && result.Ips.Any(i => i.Address.IsV6));

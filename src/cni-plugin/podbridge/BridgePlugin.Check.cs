@@ -73,7 +73,7 @@ public sealed partial class BridgePlugin
         {
             var podIf = prev.Interfaces.FindIndex(i => i.Name == request.IfName && !string.IsNullOrEmpty(i.Sandbox));
             var masq = MasqueradeTargets(prev.Ips.Where(i => i.Interface is null || i.Interface == podIf).Select(i => i.Address));
-            if (masq.Count > 0) Masquerade.Verify(cfg.Network, masq);
+            if (masq.Count > 0) Masquerade.Verify(cfg.MasqBackend, cfg.MasqAttachment(request), masq);
         }
 
         static CniException Mismatch(string what) => new(CniErrorCode.CheckFailed, $"CHECK: {what}");
@@ -82,6 +82,12 @@ public sealed partial class BridgePlugin
     public void Gc(CniRequest request, NetConf conf)
     {
         var cfg = BridgeConfig.ForTeardown(conf);
+        // Masquerade state of attachments the runtime no longer lists, whatever IPAM (and backend) made them.
+        if (cfg.IpMasq)
+        {
+            try { Masquerade.Gc(cfg.Network, cfg.ValidAttachments); }
+            catch (CniException e) { Log.Warn($"GC: {e.Message}"); }
+        }
         switch (cfg.CreateIpam())
         {
             case Ipam.PodBridgeIpam embedded:

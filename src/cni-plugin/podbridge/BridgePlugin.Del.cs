@@ -40,8 +40,9 @@ public sealed partial class BridgePlugin
             }
         }
 
-        // Before the lease goes: a released address must not stay masqueraded for whoever gets it next.
-        if (masq is { Count: > 0 }) Masquerade.Remove(cfg.Network, masq);
+        // Before the lease goes: a released address must not stay masqueraded for whoever gets it next. With no
+        // address known (no prevResult, netns gone) the backend finds the attachment's objects by their tag.
+        if (masq is not null) Masquerade.Remove(cfg.MasqBackend, cfg.MasqAttachment(request), masq);
 
         var ipam = cfg.CreateIpam();
         if (ipam is not null)

@@ -129,6 +129,44 @@ public class BridgeConfigTests
         Assert.True(c.DisableContainerInterface);
     }
 
+    [Theory]
+    [InlineData("'ipMasqBackend':'nftables'", "nftables")]
+    [InlineData("'ipMasqBackend':'iptables'", "iptables")]
+    [InlineData("'ipMasqBackend':''", null)]
+    [InlineData("", null)]
+    public void IpMasqBackend_is_nftables_iptables_or_auto(string body, string? expected) =>
+        Assert.Equal(expected, From(body).IpMasqBackend);
+
+    [Fact]
+    public void An_unknown_ipMasqBackend_is_code_7_naming_it() =>
+        Assert.Contains("ipMasqBackend: 'ebtables'", Fails(CniErrorCode.InvalidNetworkConfig, "'ipMasqBackend':'ebtables'").Message);
+
+    [Theory]
+    [InlineData("c0ffee", "eth0", "c0ffee/eth0")]
+    [InlineData("abc.1_x-y", "net1", "abc.1_x-y/net1")]
+    public void Masquerade_tags_name_the_attachment(string id, string ifName, string tag) =>
+        Assert.Equal(tag, Masquerade.Attachment.TagOf(id, ifName));
+
+    [Theory]
+    [InlineData("c0ffee", "e\"th0")]
+    [InlineData("c0ffee", "eth0;x")]
+    public void A_tag_that_would_need_quoting_or_not_fit_is_a_hash(string id, string ifName)
+    {
+        var tag = Masquerade.Attachment.TagOf(id, ifName);
+        Assert.Matches("^attachment-[0-9a-f]{16}$", tag);
+        Assert.Equal(tag, Masquerade.Attachment.TagOf(id, ifName));
+        Assert.Matches("^attachment-[0-9a-f]{16}$", Masquerade.Attachment.TagOf(new string('a', 100), "eth0"));
+    }
+
+    [Fact]
+    public void Iptables_chain_names_fit_the_28_character_limit_and_differ_per_attachment()
+    {
+        var a = MasqueradeIptables.ChainName(new Masquerade.Attachment("net", "c1", "eth0"));
+        Assert.Matches("^PB-[0-9a-f]{24}$", a);
+        Assert.NotEqual(a, MasqueradeIptables.ChainName(new Masquerade.Attachment("net", "c1", "net1")));
+        Assert.NotEqual(a, MasqueradeIptables.ChainName(new Masquerade.Attachment("net2", "c1", "eth0")));
+    }
+
     [Fact]
     public void IsDefaultGateway_implies_isGateway() => Assert.True(From("'isDefaultGateway':true").IsGateway);
 
