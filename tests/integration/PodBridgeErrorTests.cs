@@ -243,7 +243,6 @@ public sealed class PodBridgeErrorTests
     [Theory]
     [InlineData("vlan", "5")]
     [InlineData("vlanTrunk", "[{\"id\":100}]")]
-    [InlineData("macspoofchk", "true")]
     public async Task UnsupportedReferenceField_Is2_NamingTheKey(string key, string json)
     {
         var (net, pod, cni) = await Setup();

@@ -23,6 +23,7 @@ public sealed record BridgeConfig(
     bool EnableDad,
     bool PortIsolation,
     bool DisableContainerInterface,
+    bool MacSpoofChk,
     byte[]? Mac,
     string? IpamType,
     CniDns Dns,
@@ -56,7 +57,6 @@ public sealed record BridgeConfig(
         if (keys.VlanTrunk is { ValueKind: not JsonValueKind.Null } trunk
             && !(trunk.ValueKind == JsonValueKind.Array && trunk.GetArrayLength() == 0))
             throw Unsupported("vlanTrunk", "is not supported by podbridge yet");
-        if (keys.MacSpoofChk) throw Unsupported("macspoofchk", "true is not supported by podbridge yet");
         if (keys.IpMasqBackend is { Length: > 0 } backend && backend is not ("nftables" or "iptables"))
             throw new CniException(CniErrorCode.InvalidNetworkConfig,
                 $"ipMasqBackend: '{backend}' is not a masquerade backend (nftables or iptables; leave it out for auto)");
@@ -102,7 +102,7 @@ public sealed record BridgeConfig(
     private static BridgeConfig Build(NetConf conf, BridgeKeys keys, string bridge, byte[]? mac, string? ipamType) =>
         new(conf.Name!, bridge, keys.IsGateway || keys.IsDefaultGateway, keys.IsDefaultGateway, keys.ForceAddress, keys.IpMasq,
             string.IsNullOrEmpty(keys.IpMasqBackend) ? null : keys.IpMasqBackend,
-            keys.Mtu, keys.HairpinMode, keys.PromiscMode, keys.EnableDad, keys.PortIsolation, keys.DisableContainerInterface, mac, ipamType, DnsOf(conf.Dns), conf.PrevResult, conf.GcValidAttachments, conf);
+            keys.Mtu, keys.HairpinMode, keys.PromiscMode, keys.EnableDad, keys.PortIsolation, keys.DisableContainerInterface, keys.MacSpoofChk, mac, ipamType, DnsOf(conf.Dns), conf.PrevResult, conf.GcValidAttachments, conf);
 
     private static CniDns DnsOf(DnsConfig? d) => d is null ? new CniDns()
         : new CniDns { Nameservers = d.Nameservers ?? [], Domain = d.Domain, Search = d.Search ?? [], Options = d.Options ?? [] };

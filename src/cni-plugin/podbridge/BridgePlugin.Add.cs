@@ -71,6 +71,12 @@ public sealed partial class BridgePlugin
             catch (NetlinkException e) { throw Kernel($"attaching {hostName} to bridge {cfg.BridgeName}", e); }
         }
 
+        if (cfg.MacSpoofChk)
+        {
+            MacSpoofCheck.Add(cfg.MasqAttachment(request), hostName, podLink.MacString);
+            rollback.Push("MAC spoof check", () => MacSpoofCheck.Remove(hostName));
+        }
+
         var result = new CniResult
         {
             Interfaces =

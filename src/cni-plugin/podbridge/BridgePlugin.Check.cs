@@ -53,6 +53,8 @@ public sealed partial class BridgePlugin
                     throw Mismatch($"bridge port {hostName} is {(port.Isolated ? "" : "not ")}isolated, config says portIsolation {cfg.PortIsolation.ToString().ToLowerInvariant()}");
             }
 
+            if (cfg.MacSpoofChk) MacSpoofCheck.Verify(hostName, podLink.MacString);
+
             var addresses = pod.ListAddresses(podLink.Index);
             foreach (var ip in prev.Ips.Where(i => i.Interface is null || i.Interface == podIfIndex))
                 if (!addresses.Any(a => a.Address.Equals(ip.Address.Address) && a.PrefixLength == ip.Address.PrefixLength))
@@ -86,6 +88,11 @@ public sealed partial class BridgePlugin
         if (cfg.IpMasq)
         {
             try { Masquerade.Gc(cfg.Network, cfg.ValidAttachments); }
+            catch (CniException e) { Log.Warn($"GC: {e.Message}"); }
+        }
+        if (cfg.MacSpoofChk)
+        {
+            try { MacSpoofCheck.Gc(cfg.Network, Masquerade.ValidTags(cfg.ValidAttachments).Contains); }
             catch (CniException e) { Log.Warn($"GC: {e.Message}"); }
         }
         switch (cfg.CreateIpam())

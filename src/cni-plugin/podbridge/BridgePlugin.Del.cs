@@ -40,6 +40,9 @@ public sealed partial class BridgePlugin
             }
         }
 
+        // Keyed by the host veth name alone: works without netns, prevResult or MAC.
+        if (cfg.MacSpoofChk) MacSpoofCheck.Remove(hostName);
+
         // Before the lease goes: a released address must not stay masqueraded for whoever gets it next. With no
         // address known (no prevResult, netns gone) the backend finds the attachment's objects by their tag.
         if (masq is not null) Masquerade.Remove(cfg.MasqBackend, cfg.MasqAttachment(request), masq);

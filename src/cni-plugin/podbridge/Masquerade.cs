@@ -1,5 +1,4 @@
 using System.Net;
-using System.Text;
 using PodBridge.Cni;
 
 namespace PodBridge.Plugin;
@@ -8,7 +7,7 @@ namespace PodBridge.Plugin;
 /// ipMasq: source NAT for pod traffic leaving its subnet, through one of two backends chosen by ipMasqBackend —
 /// <see cref="MasqueradeNft"/> (nftables, <c>nft -f -</c>) or <see cref="MasqueradeIptables"/> (the nat table through
 /// <c>iptables-restore</c>/<c>ip6tables-restore</c>, a chain per attachment like the reference). Every netfilter
-/// interaction of the plugin goes through <see cref="Tool"/> and these two files, so a port to nftables over netlink
+/// interaction of the plugin goes through <see cref="Netfilter"/> and these files (and <see cref="MacSpoofCheck"/>), so a port to nftables over netlink
 /// is a local change.
 /// <para>
 /// Whatever ADD installs names its attachment in the kernel object itself (the nft element's comment, the iptables
@@ -78,59 +77,15 @@ internal static class Masquerade
         else MasqueradeNft.Verify(who, pod);
     }
 
+    public static HashSet<string> ValidTags(IReadOnlyList<GcAttachment> valid) =>
+        valid.Where(a => a.ContainerId is not null && a.IfName is not null)
+             .Select(a => Attachment.TagOf(a.ContainerId!, a.IfName!)).ToHashSet(StringComparer.Ordinal);
+
     /// <summary>GC, in both backends (ipMasqBackend may have changed since ADD): removes what belongs to no valid attachment.</summary>
     public static void Gc(string network, IReadOnlyList<GcAttachment> valid)
     {
-        var tags = valid.Where(a => a.ContainerId is not null && a.IfName is not null)
-                        .Select(a => Attachment.TagOf(a.ContainerId!, a.IfName!)).ToHashSet(StringComparer.Ordinal);
+        var tags = ValidTags(valid);
         MasqueradeNft.Gc(network, tags.Contains);
         MasqueradeIptables.Gc(network, tags.Contains);
-    }
-
-    /// <summary>The netfilter commands: found in /usr/sbin, /sbin or PATH, run with a bounded wait, C locale.</summary>
-    internal static class Tool
-    {
-        private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
-        private static readonly Dictionary<string, string> Environment = new() { ["LC_ALL"] = "C" };
-
-        public readonly record struct Result(int ExitCode, string Output, string Error);
-
-        public static string? Find(string name)
-        {
-            foreach (var dir in new[] { "/usr/sbin", "/sbin" }.Concat(
-                         (System.Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)))
-            {
-                var c = Path.Combine(dir, name);
-                if (File.Exists(c)) return c;
-            }
-            return null;
-        }
-
-        public static string Require(string name, string package) => Find(name) ?? throw new CniException(CniErrorCode.IoFailure,
-            $"ipMasq: the {name} command was not found in /usr/sbin, /sbin or PATH; install the {package} package");
-
-        /// <summary>Runs the tool in this process's netns (the node's); a script goes to its stdin.</summary>
-        public static Result Run(string path, string[] argv, string? script)
-        {
-            Log.Debug($"{Path.GetFileName(path)} {string.Join(' ', argv)}{(script is null ? "" : $" <<\n{script}")}");
-            ChildProcess.Outcome outcome;
-            try
-            {
-                // Callers recognise strerror texts ("No such file or directory"): keep them untranslated.
-                outcome = ChildProcess.Run(path, argv, Environment, script is null ? null : Encoding.UTF8.GetBytes(script),
-                    Timeout, captureStderr: true);
-            }
-            catch (FileNotFoundException e)
-            {
-                throw new CniException(CniErrorCode.IoFailure, $"ipMasq: {e.Message}");
-            }
-            catch (TimeoutException e)
-            {
-                throw new CniException(CniErrorCode.TryAgainLater, $"ipMasq: {e.Message}");
-            }
-            var result = new Result(outcome.ExitCode, Encoding.UTF8.GetString(outcome.Stdout), outcome.Stderr.Trim().ReplaceLineEndings(" "));
-            if (result.ExitCode != 0) Log.Debug($"{Path.GetFileName(path)} exited {result.ExitCode}: {result.Error}");
-            return result;
-        }
     }
 }

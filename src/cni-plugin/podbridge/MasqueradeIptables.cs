@@ -35,7 +35,7 @@ internal static partial class MasqueradeIptables
         foreach (var family in pod.GroupBy(p => p.Subnet.IsV6))
         {
             var (list, restore, multicast) = Family(family.Key);
-            var tool = Masquerade.Tool.Require(restore, "iptables");
+            var tool = Netfilter.Require(restore, "iptables");
             // Declaring the chain with --noflush creates it, or empties it when a previous ADD left it behind.
             var script = new StringBuilder($"*nat\n:{chain} - [0:0]\n");
             foreach (var subnet in family.Select(p => p.Subnet).Distinct())
@@ -44,7 +44,7 @@ internal static partial class MasqueradeIptables
             foreach (var (_, address) in family)
                 script.Append($"-A POSTROUTING -s {address}/{(family.Key ? 128 : 32)} -m comment --comment \"{comment}\" -j {chain}\n");
             script.Append("COMMIT\n");
-            var r = Masquerade.Tool.Run(tool, ["--noflush", "-w", Wait], script.ToString());
+            var r = Netfilter.Run(tool, ["--noflush", "-w", Wait], script.ToString());
             if (r.ExitCode != 0)
                 throw new CniException(CniErrorCode.NetlinkFailure, $"ipMasq: {restore} could not set up chain {chain} in the nat table: {r.Error}");
         }
@@ -108,8 +108,8 @@ internal static partial class MasqueradeIptables
     private static List<string>? ListNat(bool v6)
     {
         var (list, _, _) = Family(v6);
-        if (Masquerade.Tool.Find(list) is not { } tool) return null;
-        var r = Masquerade.Tool.Run(tool, ["-w", Wait, "-t", "nat", "-S"], null);
+        if (Netfilter.Find(list) is not { } tool) return null;
+        var r = Netfilter.Run(tool, ["-w", Wait, "-t", "nat", "-S"], null);
         if (r.ExitCode != 0)
         {
             Log.Warn($"ipMasq: {list} -t nat -S failed: {r.Error}");
@@ -131,8 +131,8 @@ internal static partial class MasqueradeIptables
         foreach (var c in present) script.Append($"-X {c}\n");
         if (script.Length == "*nat\n".Length) return;
         script.Append("COMMIT\n");
-        var tool = Masquerade.Tool.Require(restore, "iptables");
-        var r = Masquerade.Tool.Run(tool, ["--noflush", "-w", Wait], script.ToString());
+        var tool = Netfilter.Require(restore, "iptables");
+        var r = Netfilter.Run(tool, ["--noflush", "-w", Wait], script.ToString());
         if (r.ExitCode != 0)
             throw new CniException(CniErrorCode.NetlinkFailure, $"ipMasq: {restore} could not remove chain(s) {string.Join(", ", chains)}: {r.Error}");
         Log.Info($"ipMasq: removed iptables chain(s) {string.Join(", ", present)}");

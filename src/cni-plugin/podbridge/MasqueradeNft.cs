@@ -62,7 +62,7 @@ internal static partial class MasqueradeNft
     {
         using var _ = Log.Time("nft.add");
         var network = who.Network;
-        var nft = Masquerade.Tool.Require("nft", "nftables");
+        var nft = Netfilter.Require("nft", "nftables");
 
         var elements = new StringBuilder();
         foreach (var (subnet, address) in pod)
@@ -96,7 +96,7 @@ internal static partial class MasqueradeNft
     public static void Remove(Masquerade.Attachment who, IReadOnlyList<(IpCidr Subnet, IPAddress Address)> pod)
     {
         using var _ = Log.Time("nft.del");
-        if (Masquerade.Tool.Find("nft") is not { } nft)
+        if (Netfilter.Find("nft") is not { } nft)
         {
             Log.Warn("ipMasq: the nft command was not found; no masquerade elements removed");
             return;
@@ -125,7 +125,7 @@ internal static partial class MasqueradeNft
     {
         using var _ = Log.Time("nft.check");
         var network = who.Network;
-        var nft = Masquerade.Tool.Require("nft", "nftables");
+        var nft = Netfilter.Require("nft", "nftables");
         var r = Run(nft, null, "-j", "list", "table", "inet", "podbridge");
         if (r.ExitCode != 0)
             throw Mismatch($"nftables table {Table} cannot be listed ({r.Error})");
@@ -165,7 +165,7 @@ internal static partial class MasqueradeNft
     public static void Gc(string network, Func<string, bool> keep)
     {
         using var _ = Log.Time("nft.gc");
-        if (Masquerade.Tool.Find("nft") is not { } nft) return;
+        if (Netfilter.Find("nft") is not { } nft) return;
         RemoveTagged(nft, network, tag => !keep(tag));
     }
 
@@ -211,6 +211,6 @@ internal static partial class MasqueradeNft
         return elems;
     }
 
-    private static Masquerade.Tool.Result Run(string nft, string? script, params string[] args) =>
-        Masquerade.Tool.Run(nft, script is null ? args : ["-f", "-", .. args], script);
+    private static Netfilter.Result Run(string nft, string? script, params string[] args) =>
+        Netfilter.Run(nft, script is null ? args : ["-f", "-", .. args], script);
 }

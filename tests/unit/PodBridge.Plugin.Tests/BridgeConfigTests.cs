@@ -124,7 +124,8 @@ public class BridgeConfigTests
     [Fact]
     public void PortIsolation_and_disableContainerInterface_are_accepted()
     {
-        var c = From("'portIsolation':true,'disableContainerInterface':true");
+        var c = From("'portIsolation':true,'disableContainerInterface':true,'macspoofchk':true");
+        Assert.True(c.MacSpoofChk);
         Assert.True(c.PortIsolation);
         Assert.True(c.DisableContainerInterface);
     }
