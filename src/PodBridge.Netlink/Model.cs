@@ -59,3 +59,18 @@ public sealed record RouteInfo(
 public sealed record BridgePortInfo(
     bool Hairpin,                            // IFLA_BRPORT_MODE
     bool Isolated);                          // IFLA_BRPORT_ISOLATED
+
+/// <summary>VLANs <see cref="First"/>..<see cref="Last"/> (one VLAN when equal) as a bridge port carries them.</summary>
+/// <param name="Pvid">BRIDGE_VLAN_INFO_PVID: untagged frames entering the port get this VLAN (one per port).</param>
+/// <param name="Untagged">BRIDGE_VLAN_INFO_UNTAGGED: frames of this VLAN leave the port untagged.</param>
+public readonly record struct VlanRange(ushort First, ushort Last, bool Pvid = false, bool Untagged = false)
+{
+    public static VlanRange One(ushort vid, bool pvid = false, bool untagged = false) => new(vid, vid, pvid, untagged);
+}
+
+/// <summary>One VLAN of a bridge port, as an RTEXT_FILTER_BRVLAN dump reports it.</summary>
+public readonly record struct PortVlan(
+    int PortIndex,                           // ifi_index
+    ushort Vid,                              // bridge_vlan_info.vid
+    bool Pvid,                               // BRIDGE_VLAN_INFO_PVID
+    bool Untagged);                          // BRIDGE_VLAN_INFO_UNTAGGED

@@ -111,4 +111,31 @@ internal static class RtParsers
         return new RouteInfo(destination, header.DstLength, gateway, oif, header.Scope,
             table > byte.MaxValue ? (byte)0 : (byte)table, header.Protocol);
     }
+
+    /// <summary>An AF_BRIDGE RTM_NEWLINK of an RTEXT_FILTER_BRVLAN dump: the port's VLANs (ranges expanded).</summary>
+    public static List<PortVlan>? BridgeVlans(in NetlinkMessage message)
+    {
+        if (message.Type != MessageType.NewLink) return null;
+        var header = message.ReadFixed<IfInfoMsg>(out var attributes);
+        if (header.Family != Family.Bridge) return null;
+        var vlans = new List<PortVlan>();
+        while (attributes.TryRead(out var a))
+        {
+            if (a.Type != LinkAttr.AfSpec) continue;
+            var spec = a.Nested;
+            ushort rangeStart = 0;
+            while (spec.TryRead(out var s))
+            {
+                if (s.Type != BridgeAfSpecAttr.VlanInfo) continue;
+                if (s.Value.Length < 4) throw NetlinkReader.Malformed($"IFLA_BRIDGE_VLAN_INFO has {s.Value.Length} bytes, expected 4");
+                var flags = System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(s.Value);
+                var vid = System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(s.Value[2..]);
+                if ((flags & BridgeVlanFlags.RangeBegin) != 0) { rangeStart = vid; continue; }
+                var first = (flags & BridgeVlanFlags.RangeEnd) != 0 ? rangeStart : vid;
+                for (var v = first; v <= vid; v++)
+                    vlans.Add(new PortVlan(header.Index, v, (flags & BridgeVlanFlags.Pvid) != 0, (flags & BridgeVlanFlags.Untagged) != 0));
+            }
+        }
+        return vlans;
+    }
 }

@@ -36,8 +36,9 @@ internal static partial class RtRequests
         return w.Finish();
     }
 
-    public static int NewBridge(Span<byte> buffer, string name, int? mtu, ReadOnlySpan<byte> mac = default)
+    public static int NewBridge(Span<byte> buffer, string name, int? mtu, ReadOnlySpan<byte> mac = default, bool vlanFiltering = false)
     {
+        if (vlanFiltering) return NewVlanFilteringBridge(buffer, name, mtu, mac);
         var w = Begin(buffer, MessageType.NewLink, Create, new IfInfoMsg());
         w.WriteString(LinkAttr.Name, name);
         if (mtu is { } m) w.WriteU32(LinkAttr.Mtu, (uint)m);
