@@ -24,6 +24,9 @@ public sealed record BridgeConfig(
     bool PortIsolation,
     bool DisableContainerInterface,
     bool MacSpoofChk,
+    int Vlan,
+    IReadOnlyList<ushort> TrunkVlans,
+    bool PreserveDefaultVlan,
     byte[]? Mac,
     string? IpamType,
     CniDns Dns,
@@ -51,12 +54,13 @@ public sealed record BridgeConfig(
         if (keys.HairpinMode && keys.PromiscMode)
             throw new CniException(CniErrorCode.InvalidNetworkConfig,
                 "hairpinMode and promiscMode cannot both be true (hairpin needs the bridge to filter its own frames)");
-        if (keys.Vlan is int vlan && vlan != 0)
-            throw new CniException(CniErrorCode.UnsupportedField, $"vlan: {vlan} is not supported by podbridge yet");
-        // Reference keys without an implementation here: refused when asked for, never silently ignored.
-        if (keys.VlanTrunk is { ValueKind: not JsonValueKind.Null } trunk
-            && !(trunk.ValueKind == JsonValueKind.Array && trunk.GetArrayLength() == 0))
-            throw Unsupported("vlanTrunk", "is not supported by podbridge yet");
+        if (keys.Vlan is int vlan && (vlan < 0 || vlan > 4094))
+            throw new CniException(CniErrorCode.InvalidNetworkConfig, $"vlan: {vlan} is outside 0..4094");
+        var trunk = TrunkVlansOf(keys.VlanTrunk);
+        // The VLAN gateway interface is named "<bridge>.<vlan>" like the reference's, and must fit IFNAMSIZ.
+        if ((keys.IsGateway || keys.IsDefaultGateway) && keys.Vlan is > 0 and var v && $"{bridge}.{v}".Length > 15)
+            throw new CniException(CniErrorCode.InvalidNetworkConfig,
+                $"bridge: '{bridge}' is too long for the VLAN gateway interface '{bridge}.{v}' (15 bytes at most)");
         if (keys.IpMasqBackend is { Length: > 0 } backend && backend is not ("nftables" or "iptables"))
             throw new CniException(CniErrorCode.InvalidNetworkConfig,
                 $"ipMasqBackend: '{backend}' is not a masquerade backend (nftables or iptables; leave it out for auto)");
@@ -81,7 +85,43 @@ public sealed record BridgeConfig(
                 throw new CniException(CniErrorCode.InvalidNetworkConfig, $"{mac.Field}: '{mac.Value}' is a multicast MAC address");
         }
 
-        return Build(conf, keys, bridge, macBytes, ipamType);
+        return Build(conf, keys, bridge, macBytes, ipamType, trunk);
+    }
+
+    /// <summary>vlanTrunk as the reference reads it: ids 1..4094, ranges need both ends; sorted, without duplicates.</summary>
+    private static List<ushort> TrunkVlansOf(List<VlanTrunkKey>? trunk)
+    {
+        var vids = new SortedSet<ushort>();
+        if (trunk is null) return [];
+        for (var i = 0; i < trunk.Count; i++)
+        {
+            var path = $"vlanTrunk[{i}]";
+            var t = trunk[i] ?? throw new CniException(CniErrorCode.InvalidNetworkConfig, $"{path}: null");
+            if (t.MinId is null != t.MaxId is null)
+                throw new CniException(CniErrorCode.InvalidNetworkConfig,
+                    $"{path}: minID and maxID must be given together ({(t.MinId is null ? "minID" : "maxID")} is missing)");
+            if (t.MinId is int min && t.MaxId is int max)
+            {
+                Check(min, "minID");
+                Check(max, "maxID");
+                if (max < min) throw new CniException(CniErrorCode.InvalidNetworkConfig, $"{path}: minID {min} is greater than maxID {max}");
+                for (var id = min; id <= max; id++) vids.Add((ushort)id);
+            }
+            if (t.Id is int one)
+            {
+                Check(one, "id");
+                vids.Add((ushort)one);
+            }
+            if (t.Id is null && t.MinId is null)
+                throw new CniException(CniErrorCode.InvalidNetworkConfig, $"{path}: needs id, or minID and maxID");
+
+            void Check(int id, string field)
+            {
+                if (id is < 1 or > 4094)
+                    throw new CniException(CniErrorCode.InvalidNetworkConfig, $"{path}.{field}: {id} is outside 1..4094");
+            }
+        }
+        return [.. vids];
     }
 
     /// <summary>
@@ -96,16 +136,20 @@ public sealed record BridgeConfig(
         try { CniEnvironment.ValidateIfName(bridge); }
         catch (CniException) { bridge = ""; }
         var ipamType = string.IsNullOrEmpty(conf.Ipam?.Type) ? null : conf.Ipam.Type;
-        return Build(conf, keys, bridge, null, ipamType);
+        return Build(conf, keys, bridge, null, ipamType, []);
     }
 
-    private static BridgeConfig Build(NetConf conf, BridgeKeys keys, string bridge, byte[]? mac, string? ipamType) =>
+    private static BridgeConfig Build(NetConf conf, BridgeKeys keys, string bridge, byte[]? mac, string? ipamType, List<ushort> trunk) =>
         new(conf.Name!, bridge, keys.IsGateway || keys.IsDefaultGateway, keys.IsDefaultGateway, keys.ForceAddress, keys.IpMasq,
             string.IsNullOrEmpty(keys.IpMasqBackend) ? null : keys.IpMasqBackend,
-            keys.Mtu, keys.HairpinMode, keys.PromiscMode, keys.EnableDad, keys.PortIsolation, keys.DisableContainerInterface, keys.MacSpoofChk, mac, ipamType, DnsOf(conf.Dns), conf.PrevResult, conf.GcValidAttachments, conf);
+            keys.Mtu, keys.HairpinMode, keys.PromiscMode, keys.EnableDad, keys.PortIsolation, keys.DisableContainerInterface, keys.MacSpoofChk,
+            keys.Vlan is > 0 and <= 4094 ? keys.Vlan.Value : 0, trunk, keys.PreserveDefaultVlan ?? true, mac, ipamType, DnsOf(conf.Dns), conf.PrevResult, conf.GcValidAttachments, conf);
 
     private static CniDns DnsOf(DnsConfig? d) => d is null ? new CniDns()
         : new CniDns { Nameservers = d.Nameservers ?? [], Domain = d.Domain, Search = d.Search ?? [], Options = d.Options ?? [] };
+
+    /// <summary>vlan or vlanTrunk: the bridge filters VLANs and the port gets its VLANs.</summary>
+    public bool UsesVlans => Vlan != 0 || TrunkVlans.Count > 0;
 
     /// <summary>The masquerade backend: ipMasqBackend, or auto (decided on this node when asked).</summary>
     internal Masquerade.Backend MasqBackend => Masquerade.Resolve(IpMasqBackend);

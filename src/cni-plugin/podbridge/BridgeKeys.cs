@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Text.Json.Serialization;
 using PodBridge.Cni;
 
@@ -22,7 +21,8 @@ public sealed class BridgeKeys
     [JsonPropertyName("hairpinMode")] public bool HairpinMode { get; set; }
     [JsonPropertyName("promiscMode")] public bool PromiscMode { get; set; }
     [JsonPropertyName("vlan")] public int? Vlan { get; set; }
-    [JsonPropertyName("vlanTrunk")] public JsonElement? VlanTrunk { get; set; }
+    [JsonPropertyName("vlanTrunk")] public List<VlanTrunkKey>? VlanTrunk { get; set; }
+    [JsonPropertyName("preserveDefaultVlan")] public bool? PreserveDefaultVlan { get; set; }
     [JsonPropertyName("enabledad")] public bool EnableDad { get; set; }
     [JsonPropertyName("macspoofchk")] public bool MacSpoofChk { get; set; }
     [JsonPropertyName("disableContainerInterface")] public bool DisableContainerInterface { get; set; }
@@ -42,11 +42,30 @@ public sealed class BridgeKeys
         else if (r.Key("hairpinMode"u8)) c.HairpinMode = r.ReadBool();
         else if (r.Key("promiscMode"u8)) c.PromiscMode = r.ReadBool();
         else if (r.Key("vlan"u8)) c.Vlan = r.ReadInt();
-        else if (r.Key("vlanTrunk"u8)) c.VlanTrunk = r.ReadElement();
+        else if (r.Key("vlanTrunk"u8)) c.VlanTrunk = r.ReadList(Trunk);
+        else if (r.Key("preserveDefaultVlan"u8)) c.PreserveDefaultVlan = r.ReadBool();
         else if (r.Key("enabledad"u8)) c.EnableDad = r.ReadBool();
         else if (r.Key("macspoofchk"u8)) c.MacSpoofChk = r.ReadBool();
         else if (r.Key("disableContainerInterface"u8)) c.DisableContainerInterface = r.ReadBool();
         else if (r.Key("portIsolation"u8)) c.PortIsolation = r.ReadBool();
         else r.Skip();
     }
+
+    private static VlanTrunkKey Trunk(ref ConfigReader r) => r.ReadObject(new VlanTrunkKey(), TrunkKey)!;
+
+    private static void TrunkKey(ref ConfigReader r, VlanTrunkKey c)
+    {
+        if (r.Key("id"u8)) c.Id = r.ReadInt();
+        else if (r.Key("minID"u8)) c.MinId = r.ReadInt();
+        else if (r.Key("maxID"u8)) c.MaxId = r.ReadInt();
+        else r.Skip();
+    }
+}
+
+/// <summary>One vlanTrunk entry: {"id": N} or {"minID": A, "maxID": B} (both forms may share an entry).</summary>
+public sealed class VlanTrunkKey
+{
+    [JsonPropertyName("id")] public int? Id { get; set; }
+    [JsonPropertyName("minID")] public int? MinId { get; set; }
+    [JsonPropertyName("maxID")] public int? MaxId { get; set; }
 }

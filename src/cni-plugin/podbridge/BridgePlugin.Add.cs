@@ -63,6 +63,7 @@ public sealed partial class BridgePlugin
                 host.SetMaster(hostLink.Index, bridge.Index);
                 if (cfg.HairpinMode) host.SetBridgePortHairpin(hostLink.Index, true);
                 if (cfg.PortIsolation) host.SetBridgePortIsolated(hostLink.Index, true);
+                ConfigurePortVlans(host, hostLink.Index, hostName, cfg);
                 host.SetLinkUp(hostLink.Index); // MAC and MTU are what creation gave it: no re-read needed
                 // A bridge without an explicit address takes its lowest port MAC: report what it has now.
                 bridge = host.GetLink(bridge.Index) ?? bridge;
@@ -96,7 +97,17 @@ public sealed partial class BridgePlugin
             Masquerade.Add(backend, who, masq);
             rollback.Push($"masquerading ({backend})", () => Masquerade.Remove(backend, who, masq));
         }
-        if (cfg.IsGateway) ConfigureGateway(host, bridge, cfg, ipamResult);
+        if (cfg.IsGateway && ipamResult.Ips.Any(i => i.Gateway is not null))
+        {
+            var gatewayLink = bridge;
+            if (cfg.Vlan != 0)
+            {
+                // Like the reference: the VLAN's gateway interface is listed after the pod's interface.
+                gatewayLink = EnsureVlanGateway(host, bridge, cfg);
+                result.Interfaces.Add(new CniInterface { Name = gatewayLink.Name, Mac = gatewayLink.MacString });
+            }
+            ConfigureGateway(host, gatewayLink, cfg, ipamResult);
+        }
         EnsureHostSysctls(cfg.IsGateway && result.Ips.Any(i => !i.Address.IsV6), cfg.IsGateway && result.Ips.Any(i => i.Address.IsV6));
 
         rollback.Commit();
@@ -134,14 +145,21 @@ public sealed partial class BridgePlugin
                 var mac = new byte[6];
                 Random.Shared.NextBytes(mac);
                 mac[0] = (byte)((mac[0] & 0xfe) | 0x02);
-                try { host.CreateBridge(cfg.BridgeName, cfg.Mtu, mac); }
+                // With VLANs the bridge is born filtering: a kernel without it refuses the whole request, creating nothing.
+                try { host.CreateBridge(cfg.BridgeName, cfg.Mtu, mac, vlanFiltering: cfg.UsesVlans); }
                 catch (NetlinkException e) when (e.Errno == Errno.EEXIST) { /* another ADD created it first */ }
+                catch (NetlinkException e) when (e.Errno == Errno.EOPNOTSUPP && cfg.UsesVlans) { throw VlanKernelError($"creating bridge {cfg.BridgeName}", e); }
                 link = host.GetLink(cfg.BridgeName)
                     ?? throw new CniException(CniErrorCode.NetlinkFailure, $"bridge {cfg.BridgeName} vanished after creation");
             }
             if (link.Kind != "bridge")
                 throw new CniException(CniErrorCode.InvalidNetworkConfig,
                     $"bridge: {cfg.BridgeName} exists but is a {link.Kind ?? "device"} link, not a bridge");
+            if (cfg.UsesVlans)
+            {
+                try { host.SetBridgeVlanFiltering(link.Index, true); }
+                catch (NetlinkException e) { throw VlanKernelError($"turning on VLAN filtering on bridge {cfg.BridgeName}", e); }
+            }
             if (cfg.PromiscMode && !link.Promisc) host.SetPromisc(link.Index, true);
             if (!link.IsUp) host.SetLinkUp(link.Index);
             return link;

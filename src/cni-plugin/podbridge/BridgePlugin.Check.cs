@@ -54,6 +54,7 @@ public sealed partial class BridgePlugin
             }
 
             if (cfg.MacSpoofChk) MacSpoofCheck.Verify(hostName, podLink.MacString);
+            VerifyPortVlans(host, hostLink, cfg);
 
             var addresses = pod.ListAddresses(podLink.Index);
             foreach (var ip in prev.Ips.Where(i => i.Interface is null || i.Interface == podIfIndex))

@@ -169,6 +169,35 @@ public class BridgeConfigTests
     }
 
     [Fact]
+    public void Vlan_keys_as_the_reference_reads_them()
+    {
+        var c = From("'vlan':100,'vlanTrunk':[{'id':5},{'minID':10,'maxID':12},{'id':11}]");
+        Assert.Equal(100, c.Vlan);
+        Assert.Equal([5, 10, 11, 12], c.TrunkVlans.Select(v => (int)v));
+        Assert.True(c.PreserveDefaultVlan); // the reference's default
+        Assert.True(c.UsesVlans);
+        Assert.False(From("'preserveDefaultVlan':false,'vlan':3").PreserveDefaultVlan);
+        Assert.False(From("'vlan':0,'vlanTrunk':[]").UsesVlans);
+    }
+
+    [Theory]
+    [InlineData("'vlan':4095", "vlan: 4095 is outside 0..4094")]
+    [InlineData("'vlan':-1", "vlan: -1 is outside 0..4094")]
+    [InlineData("'vlanTrunk':[{'id':0}]", "vlanTrunk[0].id: 0 is outside 1..4094")]
+    [InlineData("'vlanTrunk':[{'id':1},{'minID':5}]", "vlanTrunk[1]: minID and maxID must be given together (maxID is missing)")]
+    [InlineData("'vlanTrunk':[{'maxID':5}]", "vlanTrunk[0]: minID and maxID must be given together (minID is missing)")]
+    [InlineData("'vlanTrunk':[{'minID':9,'maxID':5}]", "vlanTrunk[0]: minID 9 is greater than maxID 5")]
+    [InlineData("'vlanTrunk':[{'minID':1,'maxID':4095}]", "vlanTrunk[0].maxID: 4095 is outside 1..4094")]
+    [InlineData("'vlanTrunk':[{}]", "vlanTrunk[0]: needs id, or minID and maxID")]
+    [InlineData("'bridge':'averylongbr','isGateway':true,'vlan':1000", "bridge: 'averylongbr' is too long for the VLAN gateway interface")]
+    public void Invalid_vlan_keys_are_code_7_naming_the_key(string body, string message) =>
+        Assert.StartsWith(message, Fails(CniErrorCode.InvalidNetworkConfig, body).Message);
+
+    [Fact]
+    public void A_trunk_entry_of_the_wrong_type_is_code_7_with_its_path() =>
+        Assert.Equal("network config: vlanTrunk[0].id has the wrong type", Fails(CniErrorCode.InvalidNetworkConfig, "'vlanTrunk':[{'id':'5'}]").Message);
+
+    [Fact]
     public void IsDefaultGateway_implies_isGateway() => Assert.True(From("'isDefaultGateway':true").IsGateway);
 
     [Theory]
