@@ -112,6 +112,9 @@ public sealed class NetConf
 public sealed class IpamSection
 {
     [JsonPropertyName("type")] public string? Type { get; set; }
+
+    /// <summary>How many keys the section has: <c>"ipam": {}</c> (KubeVirt's NADs) means no IPAM, as in the reference.</summary>
+    [JsonIgnore] public int KeyCount { get; set; }
 }
 
 public sealed class DnsConfig

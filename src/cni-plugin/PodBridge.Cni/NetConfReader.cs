@@ -35,6 +35,7 @@ internal static class NetConfReader
     // Only the type: the rest of the section is the IPAM plugin's schema.
     private static void IpamKey(ref ConfigReader r, IpamSection c)
     {
+        c.KeyCount++;
         if (r.Key("type"u8)) c.Type = r.ReadString();
         else r.Skip();
     }

@@ -65,8 +65,9 @@ public sealed record BridgeConfig(
             throw new CniException(CniErrorCode.InvalidNetworkConfig,
                 $"ipMasqBackend: '{backend}' is not a masquerade backend (nftables or iptables; leave it out for auto)");
 
-        var ipamType = conf.Ipam?.Type;
-        if (conf.Ipam is not null && string.IsNullOrEmpty(ipamType))
+        var ipamType = string.IsNullOrEmpty(conf.Ipam?.Type) ? null : conf.Ipam.Type;
+        // An empty section is L2 like no section (the reference's test is ipam.type != ""); keys without a type are a mistake.
+        if (conf.Ipam is { KeyCount: > 0 } && ipamType is null)
             throw new CniException(CniErrorCode.InvalidNetworkConfig, "ipam.type is required when an ipam section is given");
 
         // MAC priority (CONVENTIONS.md): runtimeConfig.mac > args.cni.mac > CNI_ARGS MAC=.

@@ -198,6 +198,9 @@ public class BridgeConfigTests
         Assert.Equal("network config: vlanTrunk[0].id has the wrong type", Fails(CniErrorCode.InvalidNetworkConfig, "'vlanTrunk':[{'id':'5'}]").Message);
 
     [Fact]
+    public void An_empty_ipam_section_is_L2_like_the_reference() => Assert.Null(From("'ipam':{}").CreateIpam());
+
+    [Fact]
     public void IsDefaultGateway_implies_isGateway() => Assert.True(From("'isDefaultGateway':true").IsGateway);
 
     [Theory]
@@ -206,7 +209,8 @@ public class BridgeConfigTests
     [InlineData("'mtu':67", "mtu: 67 is outside 68..65535")]
     [InlineData("'mtu':65536", "mtu: 65536 is outside 68..65535")]
     [InlineData("'hairpinMode':true,'promiscMode':true", "hairpinMode and promiscMode cannot both be true")]
-    [InlineData("'ipam':{}", "ipam.type is required when an ipam section is given")]
+    [InlineData("'ipam':{'subnet':'10.0.0.0/8'}", "ipam.type is required when an ipam section is given")]
+    [InlineData("'ipam':{'type':''}", "ipam.type is required when an ipam section is given")]
     [InlineData("'runtimeConfig':{'mac':'nope'}", "runtimeConfig.mac: 'nope' is not a MAC address")]
     [InlineData("'args':{'cni':{'mac':'01:00:5e:00:00:01'}}", "args.cni.mac: '01:00:5e:00:00:01' is a multicast MAC address")]
     public void Invalid_values_are_code_7_naming_the_key(string body, string message) =>
