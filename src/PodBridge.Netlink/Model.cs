@@ -10,6 +10,7 @@ namespace PodBridge.Netlink;
 /// <param name="MasterIndex">IFLA_MASTER: the bridge this link is a port of.</param>
 /// <param name="ParentIndex">IFLA_LINK: for a veth, the peer's ifindex (in the peer's namespace).</param>
 /// <param name="LinkNetNsId">IFLA_LINK_NETNSID: the peer's namespace as an nsid of this namespace.</param>
+/// <param name="BridgePort">The port's options when the link is a bridge port; null otherwise.</param>
 public sealed record LinkInfo(
     int Index,                               // ifi_index
     string Name,                             // IFLA_IFNAME
@@ -20,7 +21,8 @@ public sealed record LinkInfo(
     bool Promisc,                            // IFF_PROMISC
     int? MasterIndex,                        // IFLA_MASTER
     int? ParentIndex,                        // IFLA_LINK
-    int? LinkNetNsId)                        // IFLA_LINK_NETNSID
+    int? LinkNetNsId,                        // IFLA_LINK_NETNSID
+    BridgePortInfo? BridgePort = null)       // IFLA_LINKINFO/IFLA_INFO_SLAVE_DATA when IFLA_INFO_SLAVE_KIND is "bridge"
 {
     /// <summary>Lowercase colon-separated, as CNI results and `ip link` print it.</summary>
     public string MacString => global::PodBridge.Netlink.Mac.Format(Mac);
@@ -52,3 +54,23 @@ public sealed record RouteInfo(
     byte Scope,                              // rtm_scope
     byte Table,                              // RTA_TABLE / rtm_table
     byte Protocol);                          // rtm_protocol
+
+/// <summary>A bridge port's options (IFLA_BRPORT_* inside IFLA_INFO_SLAVE_DATA).</summary>
+public sealed record BridgePortInfo(
+    bool Hairpin,                            // IFLA_BRPORT_MODE
+    bool Isolated);                          // IFLA_BRPORT_ISOLATED
+
+/// <summary>VLANs <see cref="First"/>..<see cref="Last"/> (one VLAN when equal) as a bridge port carries them.</summary>
+/// <param name="Pvid">BRIDGE_VLAN_INFO_PVID: untagged frames entering the port get this VLAN (one per port).</param>
+/// <param name="Untagged">BRIDGE_VLAN_INFO_UNTAGGED: frames of this VLAN leave the port untagged.</param>
+public readonly record struct VlanRange(ushort First, ushort Last, bool Pvid = false, bool Untagged = false)
+{
+    public static VlanRange One(ushort vid, bool pvid = false, bool untagged = false) => new(vid, vid, pvid, untagged);
+}
+
+/// <summary>One VLAN of a bridge port, as an RTEXT_FILTER_BRVLAN dump reports it.</summary>
+public readonly record struct PortVlan(
+    int PortIndex,                           // ifi_index
+    ushort Vid,                              // bridge_vlan_info.vid
+    bool Pvid,                               // BRIDGE_VLAN_INFO_PVID
+    bool Untagged);                          // BRIDGE_VLAN_INFO_UNTAGGED

@@ -10,7 +10,7 @@ namespace PodBridge.Netlink;
 /// A NETLINK_ROUTE socket bound to one network namespace, with typed requests. Every request is one send and,
 /// for everything but dumps, one receive. Not thread-safe: the request and receive buffers are reused.
 /// </summary>
-public sealed class RtNetlinkSocket : IDisposable
+public sealed partial class RtNetlinkSocket : IDisposable
 {
     /// <summary>
     /// The kernel sizes dump datagrams by the largest buffer we have offered, up to 32 KiB; offering that from
@@ -79,12 +79,12 @@ public sealed class RtNetlinkSocket : IDisposable
     /// IFLA_ADDRESS. A bridge created without one takes the lowest MAC of its ports and changes it as ports come
     /// and go; an explicit address stays put.
     /// </param>
-    public void CreateBridge(string name, int? mtu, byte[]? mac = null)
+    public void CreateBridge(string name, int? mtu, byte[]? mac = null, bool vlanFiltering = false)
     {
         CheckName(name);
         CheckMtu(mtu);
         if (mac is not null && mac.Length != 6) throw new ArgumentException("a MAC address has 6 bytes", nameof(mac));
-        var length = RtRequests.NewBridge(Request, name, mtu, mac);
+        var length = RtRequests.NewBridge(Request, name, mtu, mac, vlanFiltering);
         Ack(length, new Operation("RTM_NEWLINK bridge", name));
     }
 

@@ -14,6 +14,7 @@ internal static class RtParsers
         byte[] mac = [];
         int mtu = 0;
         int? master = null, parent = null, netnsId = null;
+        BridgePortInfo? port = null;
         while (attributes.TryRead(out var a))
         {
             switch (a.Type)
@@ -26,8 +27,14 @@ internal static class RtParsers
                 case LinkAttr.LinkNetNsId: netnsId = a.I32; break;
                 case LinkAttr.LinkInfo:
                     var info = a.Nested;
+                    string? slaveKind = null;
                     while (info.TryRead(out var i))
+                    {
                         if (i.Type == LinkInfoAttr.Kind) kind = i.String;
+                        else if (i.Type == LinkInfoAttr.SlaveKind) slaveKind = i.String;
+                        // The kernel writes SLAVE_KIND before SLAVE_DATA (rtnl_link_slave_info_fill).
+                        else if (i.Type == LinkInfoAttr.SlaveData && slaveKind == "bridge") port = BridgePort(i.Nested);
+                    }
                     break;
             }
         }
@@ -41,7 +48,22 @@ internal static class RtParsers
             (header.Flags & LinkFlags.Promisc) != 0,
             master is 0 ? null : master,
             parent,
-            netnsId);
+            netnsId,
+            port);
+    }
+
+    private static BridgePortInfo BridgePort(AttributeReader attributes)
+    {
+        bool hairpin = false, isolated = false;
+        while (attributes.TryRead(out var a))
+        {
+            switch (a.Type)
+            {
+                case BridgePortAttr.Mode: hairpin = a.Value.Length > 0 && a.Value[0] != 0; break;
+                case BridgePortAttr.Isolated: isolated = a.Value.Length > 0 && a.Value[0] != 0; break;
+            }
+        }
+        return new BridgePortInfo(hairpin, isolated);
     }
 
     public static AddressInfo? Address(in NetlinkMessage message)
@@ -88,5 +110,32 @@ internal static class RtParsers
         destination ??= header.Family == Family.Inet6 ? IPAddress.IPv6Any : IPAddress.Any;
         return new RouteInfo(destination, header.DstLength, gateway, oif, header.Scope,
             table > byte.MaxValue ? (byte)0 : (byte)table, header.Protocol);
+    }
+
+    /// <summary>An AF_BRIDGE RTM_NEWLINK of an RTEXT_FILTER_BRVLAN dump: the port's VLANs (ranges expanded).</summary>
+    public static List<PortVlan>? BridgeVlans(in NetlinkMessage message)
+    {
+        if (message.Type != MessageType.NewLink) return null;
+        var header = message.ReadFixed<IfInfoMsg>(out var attributes);
+        if (header.Family != Family.Bridge) return null;
+        var vlans = new List<PortVlan>();
+        while (attributes.TryRead(out var a))
+        {
+            if (a.Type != LinkAttr.AfSpec) continue;
+            var spec = a.Nested;
+            ushort rangeStart = 0;
+            while (spec.TryRead(out var s))
+            {
+                if (s.Type != BridgeAfSpecAttr.VlanInfo) continue;
+                if (s.Value.Length < 4) throw NetlinkReader.Malformed($"IFLA_BRIDGE_VLAN_INFO has {s.Value.Length} bytes, expected 4");
+                var flags = System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(s.Value);
+                var vid = System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(s.Value[2..]);
+                if ((flags & BridgeVlanFlags.RangeBegin) != 0) { rangeStart = vid; continue; }
+                var first = (flags & BridgeVlanFlags.RangeEnd) != 0 ? rangeStart : vid;
+                for (var v = first; v <= vid; v++)
+                    vlans.Add(new PortVlan(header.Index, v, (flags & BridgeVlanFlags.Pvid) != 0, (flags & BridgeVlanFlags.Untagged) != 0));
+            }
+        }
+        return vlans;
     }
 }

@@ -9,7 +9,7 @@ namespace PodBridge.Netlink;
 /// The typed rtnetlink requests, each written into a caller's buffer; returns the message length.
 /// nlmsg_seq is left 0: the socket stamps it when sending. Unit tests compare these bytes with literals.
 /// </summary>
-internal static class RtRequests
+internal static partial class RtRequests
 {
     private const ushort Create = Request | Ack | MessageFlags.Create | Excl;
     private const ushort Change = Request | Ack;
@@ -36,8 +36,9 @@ internal static class RtRequests
         return w.Finish();
     }
 
-    public static int NewBridge(Span<byte> buffer, string name, int? mtu, ReadOnlySpan<byte> mac = default)
+    public static int NewBridge(Span<byte> buffer, string name, int? mtu, ReadOnlySpan<byte> mac = default, bool vlanFiltering = false)
     {
+        if (vlanFiltering) return NewVlanFilteringBridge(buffer, name, mtu, mac);
         var w = Begin(buffer, MessageType.NewLink, Create, new IfInfoMsg());
         w.WriteString(LinkAttr.Name, name);
         if (mtu is { } m) w.WriteU32(LinkAttr.Mtu, (uint)m);

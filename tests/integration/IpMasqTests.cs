@@ -289,14 +289,23 @@ public sealed class NftRuleset
     public List<string> Elements(string set) =>
         Of("set").Where(s => (string?)s["name"] == set)
                  .SelectMany(s => s["elem"]?.AsArray() ?? [])
-                 .Select(e => System.Net.IPAddress.Parse((string)e!).ToString())
+                 .Select(e => System.Net.IPAddress.Parse(Value(e!)).ToString())
                  .ToList();
 
     /// <summary>Every element of every podbridge set.</summary>
     public List<string> AllElements() =>
         Of("set").SelectMany(s => s["elem"]?.AsArray() ?? [])
-                 .Select(e => System.Net.IPAddress.Parse((string)e!).ToString())
+                 .Select(e => System.Net.IPAddress.Parse(Value(e!)).ToString())
                  .ToList();
+
+    /// <summary>Each element's comment (the attachment tag podbridge writes), by address.</summary>
+    public Dictionary<string, string?> Tags(string set) =>
+        Of("set").Where(s => (string?)s["name"] == set)
+                 .SelectMany(s => s["elem"]?.AsArray() ?? [])
+                 .ToDictionary(e => System.Net.IPAddress.Parse(Value(e!)).ToString(), e => (string?)e!["elem"]?["comment"]);
+
+    // A bare "10.0.0.5", or {"elem":{"val":"10.0.0.5","comment":"..."}} when the element has a comment.
+    private static string Value(JsonNode e) => e is JsonValue ? (string)e! : (string)e["elem"]!["val"]!;
 
     public List<Rule> MasqueradeRules(string? chain = null) =>
         Of("rule").Where(r => chain is null || (string?)r["chain"] == chain)

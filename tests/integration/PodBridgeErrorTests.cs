@@ -239,28 +239,6 @@ public sealed class PodBridgeErrorTests
         await AssertNothingCreated(cni, net, pod, OneAddress(net));
     }
 
-    /// <summary>Reference keys podbridge does not implement are refused (code 2), never silently ignored.</summary>
-    [Theory]
-    [InlineData("vlan", "5")]
-    [InlineData("vlanTrunk", "[{\"id\":100}]")]
-    [InlineData("macspoofchk", "true")]
-    [InlineData("portIsolation", "true")]
-    [InlineData("disableContainerInterface", "true")]
-    [InlineData("ipMasqBackend", "\"iptables\"")]
-    public async Task UnsupportedReferenceField_Is2_NamingTheKey(string key, string json)
-    {
-        var (net, pod, cni) = await Setup();
-        using var _ = net; using var __ = pod;
-        var conf = net.Config(Flavor);
-        conf[key] = JsonNode.Parse(json);
-        (await cni.Add(pod, conf)).AssertError(2, key);
-        // The runtime follows a failed ADD with DEL and the same config: teardown must not refuse it.
-        var del = await cni.Del(pod, conf);
-        Assert.True(del.Succeeded, $"DEL after the refused ADD failed: {del.Stdout}");
-        Assert.Equal("", del.Stdout.Trim());
-        await AssertNothingCreated(cni, net, pod, OneAddress(net));
-    }
-
     [Fact]
     public async Task DelegatedIpamNotInCniPath_Is107_AndCreatesNothing()
     {

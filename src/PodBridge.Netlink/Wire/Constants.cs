@@ -79,12 +79,39 @@ internal static class LinkAttr
     public const ushort ExtMask = 29;       // IFLA_EXT_MASK
     public const ushort NetNsFd = 28;       // IFLA_NET_NS_FD
     public const ushort LinkNetNsId = 37;   // IFLA_LINK_NETNSID
+    public const ushort AfSpec = 26;        // IFLA_AF_SPEC
+}
+
+internal static class BridgeAttr
+{
+    public const ushort VlanFiltering = 7;  // IFLA_BR_VLAN_FILTERING (u8, inside IFLA_INFO_DATA of a bridge)
+}
+
+internal static class BridgeAfSpecAttr
+{
+    public const ushort Flags = 0;          // IFLA_BRIDGE_FLAGS (u16)
+    public const ushort VlanInfo = 2;       // IFLA_BRIDGE_VLAN_INFO (struct bridge_vlan_info)
+}
+
+internal static class BridgeFlags
+{
+    public const ushort Master = 1;         // BRIDGE_FLAGS_MASTER: the request is for the bridge the port belongs to
+}
+
+internal static class BridgeVlanFlags
+{
+    public const ushort Pvid = 2;           // BRIDGE_VLAN_INFO_PVID: untagged ingress frames get this VLAN
+    public const ushort Untagged = 4;       // BRIDGE_VLAN_INFO_UNTAGGED: egress frames leave untagged
+    public const ushort RangeBegin = 8;     // BRIDGE_VLAN_INFO_RANGE_BEGIN
+    public const ushort RangeEnd = 16;      // BRIDGE_VLAN_INFO_RANGE_END
 }
 
 internal static class LinkInfoAttr
 {
     public const ushort Kind = 1;           // IFLA_INFO_KIND
     public const ushort Data = 2;           // IFLA_INFO_DATA
+    public const ushort SlaveKind = 4;      // IFLA_INFO_SLAVE_KIND ("bridge" on a bridge port)
+    public const ushort SlaveData = 5;      // IFLA_INFO_SLAVE_DATA (IFLA_BRPORT_* of a bridge port)
 }
 
 internal static class VethAttr
@@ -95,10 +122,12 @@ internal static class VethAttr
 internal static class BridgePortAttr
 {
     public const ushort Mode = 4;           // IFLA_BRPORT_MODE (hairpin)
+    public const ushort Isolated = 33;      // IFLA_BRPORT_ISOLATED (Linux 4.18)
 }
 
 internal static class ExtFilter
 {
+    public const uint BridgeVlan = 1 << 1;  // RTEXT_FILTER_BRVLAN: AF_BRIDGE dumps carry each port's VLANs
     public const uint SkipStats = 1 << 3;   // RTEXT_FILTER_SKIP_STATS: halves a link message; older kernels ignore it
 }
 

@@ -33,6 +33,8 @@ public enum CniErrorCode
     CheckFailed = 106,
     /// <summary>A delegated plugin (ipam.type other than podbridge-ipam) failed or could not be executed.</summary>
     DelegateFailed = 107,
+    /// <summary>The config needs a kernel feature this node lacks (e.g. bridge VLAN filtering); the message names it.</summary>
+    KernelFeatureMissing = 108,
 
     Internal = 999,
 }

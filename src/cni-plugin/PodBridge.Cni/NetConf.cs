@@ -5,8 +5,9 @@ using Versions = PodBridge.Cni.CniVersion;
 namespace PodBridge.Cni;
 
 /// <summary>
-/// The network configuration on stdin: the spec's common keys, the bridge plugin's keys and the IPAM section.
-/// Keys podbridge does not know are ignored (runtimes pass extras through).
+/// The network configuration on stdin: the spec's common keys only (SPEC.md "Network configuration"). A plugin's own
+/// keys and the IPAM's schema are read by their owners from <see cref="Json"/> with <see cref="ConfigReader"/>.
+/// Keys nobody knows are ignored (runtimes pass extras through).
 /// The [JsonPropertyName] attributes name each key; <see cref="NetConfReader"/> maps them by hand (no serializer
 /// metadata to build in every plugin process), and a unit test holds the two in step.
 /// </summary>
@@ -17,7 +18,7 @@ public sealed class NetConf
     [JsonPropertyName("name")] public string? Name { get; set; }
     [JsonPropertyName("type")] public string? Type { get; set; }
     [JsonPropertyName("disableCheck")] public bool DisableCheck { get; set; }
-    [JsonPropertyName("ipam")] public IpamConfig? Ipam { get; set; }
+    [JsonPropertyName("ipam")] public IpamSection? Ipam { get; set; }
     [JsonPropertyName("dns")] public DnsConfig? Dns { get; set; }
     [JsonPropertyName("prevResult")] public JsonElement? PrevResult { get; set; }
     [JsonPropertyName("runtimeConfig")] public RuntimeConfig? RuntimeConfig { get; set; }
@@ -28,32 +29,16 @@ public sealed class NetConf
     [JsonPropertyName("cni.dev/valid-attachments")] public List<GcAttachment>? ValidAttachments { get; set; }
     [JsonPropertyName("cni.dev/attachments")] public List<GcAttachment>? Attachments { get; set; }
 
-    // bridge plugin keys (README "Configuration reference")
-    [JsonPropertyName("bridge")] public string? Bridge { get; set; }
-    [JsonPropertyName("isGateway")] public bool IsGateway { get; set; }
-    [JsonPropertyName("isDefaultGateway")] public bool IsDefaultGateway { get; set; }
-    [JsonPropertyName("forceAddress")] public bool ForceAddress { get; set; }
-    [JsonPropertyName("ipMasq")] public bool IpMasq { get; set; }
-    [JsonPropertyName("mtu")] public int? Mtu { get; set; }
-    [JsonPropertyName("hairpinMode")] public bool HairpinMode { get; set; }
-    [JsonPropertyName("promiscMode")] public bool PromiscMode { get; set; }
-    [JsonPropertyName("vlan")] public int? Vlan { get; set; }
-    [JsonPropertyName("enabledad")] public bool EnableDad { get; set; }
-    // Reference bridge keys podbridge does not implement yet: read so that a non-default value is refused
-    // (code 2) instead of silently ignored — an operator who asked for MAC spoof checking must not get less.
-    [JsonPropertyName("ipMasqBackend")] public string? IpMasqBackend { get; set; }
-    [JsonPropertyName("vlanTrunk")] public JsonElement? VlanTrunk { get; set; }
-    [JsonPropertyName("macspoofchk")] public bool MacSpoofChk { get; set; }
-    [JsonPropertyName("disableContainerInterface")] public bool DisableContainerInterface { get; set; }
-    [JsonPropertyName("portIsolation")] public bool PortIsolation { get; set; }
-
-    // podbridge keys
+    // podbridge's log settings: read here because the host configures the log before any plugin parses its keys.
     [JsonPropertyName("logFile")] public string? LogFile { get; set; }
     [JsonPropertyName("logLevel")] public string? LogLevel { get; set; }
     [JsonPropertyName("logFormat")] public string? LogFormat { get; set; }
     [JsonPropertyName("logMaxSize")] public int? LogMaxSize { get; set; }
 
     /// <summary>The version results and errors are printed in (validated by <see cref="Parse"/>).</summary>
+    /// <summary>The config exactly as it came on stdin (already checked to be one well-formed JSON object).</summary>
+    [JsonIgnore] public byte[] Json { get; private set; } = [];
+
     [JsonIgnore] public string Version => CniVersion ?? CniVersionDefault;
     private const string CniVersionDefault = "1.0.0";
 
@@ -68,6 +53,7 @@ public sealed class NetConf
     {
         EnsureWellFormed(json);
         var conf = NetConfReader.Read(json);
+        conf.Json = json;
         if (string.IsNullOrEmpty(conf.CniVersion))
             throw new CniException(CniErrorCode.InvalidNetworkConfig, "network config: cniVersion is required");
         if (!Versions.IsSupported(conf.CniVersion))
@@ -121,32 +107,16 @@ public sealed class NetConf
     }
 }
 
-public sealed class IpamConfig
+/// <summary>
+/// The ipam section as the protocol sees it: an object whose type names the IPAM plugin. Its other keys belong to
+/// that plugin (PodBridge.Ipam reads podbridge-ipam's; a delegated plugin gets the whole config on its stdin).
+/// </summary>
+public sealed class IpamSection
 {
     [JsonPropertyName("type")] public string? Type { get; set; }
-    [JsonPropertyName("ranges")] public List<List<RangeConfig>>? Ranges { get; set; }
-    // legacy single-range form
-    [JsonPropertyName("subnet")] public string? Subnet { get; set; }
-    [JsonPropertyName("rangeStart")] public string? RangeStart { get; set; }
-    [JsonPropertyName("rangeEnd")] public string? RangeEnd { get; set; }
-    [JsonPropertyName("gateway")] public string? Gateway { get; set; }
-    [JsonPropertyName("routes")] public List<RouteConfig>? Routes { get; set; }
-    [JsonPropertyName("dataDir")] public string? DataDir { get; set; }
-    [JsonPropertyName("resolvConf")] public string? ResolvConf { get; set; }
-}
 
-public sealed class RangeConfig
-{
-    [JsonPropertyName("subnet")] public string? Subnet { get; set; }
-    [JsonPropertyName("rangeStart")] public string? RangeStart { get; set; }
-    [JsonPropertyName("rangeEnd")] public string? RangeEnd { get; set; }
-    [JsonPropertyName("gateway")] public string? Gateway { get; set; }
-}
-
-public sealed class RouteConfig
-{
-    [JsonPropertyName("dst")] public string? Dst { get; set; }
-    [JsonPropertyName("gw")] public string? Gw { get; set; }
+    /// <summary>How many keys the section has: <c>"ipam": {}</c> (KubeVirt's NADs) means no IPAM, as in the reference.</summary>
+    [JsonIgnore] public int KeyCount { get; set; }
 }
 
 public sealed class DnsConfig
@@ -162,7 +132,6 @@ public sealed class RuntimeConfig
 {
     [JsonPropertyName("ips")] public List<string>? Ips { get; set; }
     [JsonPropertyName("mac")] public string? Mac { get; set; }
-    [JsonPropertyName("ipRanges")] public List<List<RangeConfig>>? IpRanges { get; set; }
 }
 
 public sealed class ArgsConfig

@@ -20,8 +20,8 @@ public sealed partial class BridgePlugin
         var ipamResult = new CniResult();
         if (ipam is not null)
         {
-            using (Log.Time("ipam.add")) ipamResult = ipam.Add(request, conf);
-            rollback.Push("IPAM allocation", () => ipam.Del(request, conf));
+            using (Log.Time("ipam.add")) ipamResult = ipam.Add(request, cfg.Conf);
+            rollback.Push("IPAM allocation", () => ipam.Del(request, cfg.Conf));
         }
 
         var bridge = EnsureBridge(host, cfg);
@@ -62,12 +62,20 @@ public sealed partial class BridgePlugin
                 hostLink = host.GetLink(hostName) ?? throw new CniException(CniErrorCode.NetlinkFailure, $"veth {hostName} vanished after creation");
                 host.SetMaster(hostLink.Index, bridge.Index);
                 if (cfg.HairpinMode) host.SetBridgePortHairpin(hostLink.Index, true);
+                if (cfg.PortIsolation) host.SetBridgePortIsolated(hostLink.Index, true);
+                ConfigurePortVlans(host, hostLink.Index, hostName, cfg);
                 host.SetLinkUp(hostLink.Index); // MAC and MTU are what creation gave it: no re-read needed
                 // A bridge without an explicit address takes its lowest port MAC: report what it has now.
                 bridge = host.GetLink(bridge.Index) ?? bridge;
                 podLink = pod.GetLink(request.IfName) ?? throw new CniException(CniErrorCode.NetlinkFailure, $"{request.IfName} vanished from {request.NetNs} after creation");
             }
             catch (NetlinkException e) { throw Kernel($"attaching {hostName} to bridge {cfg.BridgeName}", e); }
+        }
+
+        if (cfg.MacSpoofChk)
+        {
+            MacSpoofCheck.Add(cfg.MasqAttachment(request), hostName, podLink.MacString);
+            rollback.Push("MAC spoof check", () => MacSpoofCheck.Remove(hostName));
         }
 
         var result = new CniResult
@@ -78,19 +86,28 @@ public sealed partial class BridgePlugin
                 new CniInterface { Name = hostLink.Name, Mac = hostLink.MacString, Mtu = hostLink.Mtu },
                 new CniInterface { Name = podLink.Name, Mac = podLink.MacString, Mtu = podLink.Mtu, Sandbox = request.NetNs },
             },
-            Dns = ipamResult.Dns.IsEmpty && conf.Dns is { } d
-                ? new CniDns { Nameservers = d.Nameservers ?? [], Domain = d.Domain, Search = d.Search ?? [], Options = d.Options ?? [] }
-                : ipamResult.Dns,
+            Dns = ipamResult.Dns.IsEmpty ? cfg.Dns : ipamResult.Dns,
         };
 
         ConfigurePod(pod, podLink, cfg, ipamResult, result);
         if (cfg.IpMasq && result.Ips.Count > 0)
         {
             var masq = MasqueradeTargets(result.Ips.Select(i => i.Address));
-            Masquerade.Add(conf.Name!, masq);
-            rollback.Push("masquerade elements", () => Masquerade.Remove(conf.Name!, masq));
+            var (backend, who) = (cfg.MasqBackend, cfg.MasqAttachment(request));
+            Masquerade.Add(backend, who, masq);
+            rollback.Push($"masquerading ({backend})", () => Masquerade.Remove(backend, who, masq));
         }
-        if (cfg.IsGateway) ConfigureGateway(host, bridge, cfg, ipamResult);
+        if (cfg.IsGateway && ipamResult.Ips.Any(i => i.Gateway is not null))
+        {
+            var gatewayLink = bridge;
+            if (cfg.Vlan != 0)
+            {
+                // Like the reference: the VLAN's gateway interface is listed after the pod's interface.
+                gatewayLink = EnsureVlanGateway(host, bridge, cfg);
+                result.Interfaces.Add(new CniInterface { Name = gatewayLink.Name, Mac = gatewayLink.MacString });
+            }
+            ConfigureGateway(host, gatewayLink, cfg, ipamResult);
+        }
         EnsureHostSysctls(cfg.IsGateway && result.Ips.Any(i => !i.Address.IsV6), cfg.IsGateway && result.Ips.Any(i => i.Address.IsV6));
 
         rollback.Commit();
@@ -128,14 +145,21 @@ public sealed partial class BridgePlugin
                 var mac = new byte[6];
                 Random.Shared.NextBytes(mac);
                 mac[0] = (byte)((mac[0] & 0xfe) | 0x02);
-                try { host.CreateBridge(cfg.BridgeName, cfg.Mtu, mac); }
+                // With VLANs the bridge is born filtering: a kernel without it refuses the whole request, creating nothing.
+                try { host.CreateBridge(cfg.BridgeName, cfg.Mtu, mac, vlanFiltering: cfg.UsesVlans); }
                 catch (NetlinkException e) when (e.Errno == Errno.EEXIST) { /* another ADD created it first */ }
+                catch (NetlinkException e) when (e.Errno == Errno.EOPNOTSUPP && cfg.UsesVlans) { throw VlanKernelError($"creating bridge {cfg.BridgeName}", e); }
                 link = host.GetLink(cfg.BridgeName)
                     ?? throw new CniException(CniErrorCode.NetlinkFailure, $"bridge {cfg.BridgeName} vanished after creation");
             }
             if (link.Kind != "bridge")
                 throw new CniException(CniErrorCode.InvalidNetworkConfig,
                     $"bridge: {cfg.BridgeName} exists but is a {link.Kind ?? "device"} link, not a bridge");
+            if (cfg.UsesVlans)
+            {
+                try { host.SetBridgeVlanFiltering(link.Index, true); }
+                catch (NetlinkException e) { throw VlanKernelError($"turning on VLAN filtering on bridge {cfg.BridgeName}", e); }
+            }
             if (cfg.PromiscMode && !link.Promisc) host.SetPromisc(link.Index, true);
             if (!link.IsUp) host.SetLinkUp(link.Index);
             return link;
@@ -154,6 +178,14 @@ public sealed partial class BridgePlugin
                 // IFA_F_NODAD: the address is usable at once instead of ~1-2 s of IPv6 DAD (enabledad turns DAD on).
                 pod.AddAddress(podLink.Index, ip.Address.Address, ip.Address.PrefixLength, noDad: !cfg.EnableDad);
                 result.Ips.Add(new CniIpConfig { Address = ip.Address, Gateway = ip.Gateway, Interface = 2 });
+            }
+            if (cfg.DisableContainerInterface)
+            {
+                // The pod (a VM's launcher, usually) brings the interface up itself. A down link has no connected
+                // routes, so the kernel would refuse any route through it: none are installed or reported.
+                if (ipamResult.Routes.Count > 0 || cfg.IsDefaultGateway)
+                    Log.Info($"disableContainerInterface: {podLink.Name} stays down; its routes are not installed");
+                return;
             }
             pod.SetLinkUp(podLink.Index);
 

@@ -13,13 +13,13 @@ public sealed partial class BridgePlugin
     public void Check(CniRequest request, NetConf conf)
     {
         var cfg = BridgeConfig.From(conf, request);
-        if (conf.PrevResult is not { } prevJson || prevJson.ValueKind != System.Text.Json.JsonValueKind.Object)
+        if (cfg.PrevResult is not { } prevJson || prevJson.ValueKind != System.Text.Json.JsonValueKind.Object)
             throw new CniException(CniErrorCode.InvalidNetworkConfig, "prevResult is required for CHECK");
         var prev = CniResult.Parse(prevJson, "prevResult");
 
         var ipam = cfg.CreateIpam();
         if (ipam is not null)
-            using (Log.Time("ipam.check")) ipam.Check(request, conf);
+            using (Log.Time("ipam.check")) ipam.Check(request, cfg.Conf);
 
         using var podNs = OpenPodNetNs(request);
         try
@@ -29,6 +29,8 @@ public sealed partial class BridgePlugin
 
             var bridge = host.GetLink(cfg.BridgeName) ?? throw Mismatch($"bridge {cfg.BridgeName} does not exist");
             if (bridge.Kind != "bridge") throw Mismatch($"{cfg.BridgeName} is not a bridge");
+            // Only a promiscMode that was asked for is required: another network on the same bridge may have set it.
+            if (cfg.PromiscMode && !bridge.Promisc) throw Mismatch($"bridge {cfg.BridgeName} is not in promiscuous mode (promiscMode)");
 
             var podIfIndex = prev.Interfaces.FindIndex(i => i.Name == request.IfName && !string.IsNullOrEmpty(i.Sandbox));
             if (podIfIndex < 0) throw Mismatch($"prevResult has no interface {request.IfName} with a sandbox");
@@ -43,6 +45,16 @@ public sealed partial class BridgePlugin
             var hostLink = host.GetLink(hostName) ?? throw Mismatch($"host veth {hostName} does not exist");
             if (podLink.ParentIndex != hostLink.Index) throw Mismatch($"{request.IfName}'s peer is not host veth {hostName}");
             if (hostLink.MasterIndex != bridge.Index) throw Mismatch($"host veth {hostName} is not a port of bridge {cfg.BridgeName}");
+            if (hostLink.BridgePort is { } port)
+            {
+                if (port.Hairpin != cfg.HairpinMode)
+                    throw Mismatch($"bridge port {hostName} has hairpin mode {(port.Hairpin ? "on" : "off")}, config says hairpinMode {cfg.HairpinMode.ToString().ToLowerInvariant()}");
+                if (port.Isolated != cfg.PortIsolation)
+                    throw Mismatch($"bridge port {hostName} is {(port.Isolated ? "" : "not ")}isolated, config says portIsolation {cfg.PortIsolation.ToString().ToLowerInvariant()}");
+            }
+
+            if (cfg.MacSpoofChk) MacSpoofCheck.Verify(hostName, podLink.MacString);
+            VerifyPortVlans(host, hostLink, cfg);
 
             var addresses = pod.ListAddresses(podLink.Index);
             foreach (var ip in prev.Ips.Where(i => i.Interface is null || i.Interface == podIfIndex))
@@ -64,7 +76,7 @@ public sealed partial class BridgePlugin
         {
             var podIf = prev.Interfaces.FindIndex(i => i.Name == request.IfName && !string.IsNullOrEmpty(i.Sandbox));
             var masq = MasqueradeTargets(prev.Ips.Where(i => i.Interface is null || i.Interface == podIf).Select(i => i.Address));
-            if (masq.Count > 0) Masquerade.Verify(conf.Name!, masq);
+            if (masq.Count > 0) Masquerade.Verify(cfg.MasqBackend, cfg.MasqAttachment(request), masq);
         }
 
         static CniException Mismatch(string what) => new(CniErrorCode.CheckFailed, $"CHECK: {what}");
@@ -73,18 +85,29 @@ public sealed partial class BridgePlugin
     public void Gc(CniRequest request, NetConf conf)
     {
         var cfg = BridgeConfig.ForTeardown(conf);
+        // Masquerade state of attachments the runtime no longer lists, whatever IPAM (and backend) made them.
+        if (cfg.IpMasq)
+        {
+            try { Masquerade.Gc(cfg.Network, cfg.ValidAttachments); }
+            catch (CniException e) { Log.Warn($"GC: {e.Message}"); }
+        }
+        if (cfg.MacSpoofChk)
+        {
+            try { MacSpoofCheck.Gc(cfg.Network, Masquerade.ValidTags(cfg.ValidAttachments).Contains); }
+            catch (CniException e) { Log.Warn($"GC: {e.Message}"); }
+        }
         switch (cfg.CreateIpam())
         {
             case Ipam.PodBridgeIpam embedded:
                 // Also remove host ends of attachments the runtime no longer knows (their netns may be leaked).
-                foreach (var (containerId, ifName) in embedded.GcReleased(request, conf))
+                foreach (var (containerId, ifName) in embedded.GcReleased(request, cfg.Conf))
                 {
                     try { DeleteHostVeth(cfg, HostVeth.Name(containerId, ifName)); }
                     catch (CniException e) { Log.Warn($"GC: {e.Message}"); }
                 }
                 break;
             case { } delegated:
-                delegated.Gc(request, conf);
+                delegated.Gc(request, cfg.Conf);
                 break;
         }
     }
@@ -92,6 +115,6 @@ public sealed partial class BridgePlugin
     public void Status(CniRequest request, NetConf conf)
     {
         var cfg = BridgeConfig.From(conf, request);
-        cfg.CreateIpam()?.Status(request, conf);
+        cfg.CreateIpam()?.Status(request, cfg.Conf);
     }
 }

@@ -16,7 +16,7 @@ public sealed partial class BridgePlugin
         var hostName = HostVeth.Name(request.ContainerId, request.IfName);
         // ipMasq: the pod's addresses come from prevResult, else (CNI 0.3.x, containerd's second DEL) from the pod
         // interface just before it goes, as the reference reads them.
-        var masq = cfg.IpMasq ? PrevResultAddresses(conf, request.IfName) : null;
+        var masq = cfg.IpMasq ? PrevResultAddresses(cfg, request.IfName) : null;
 
         using (var podNs = TryOpenPodNetNs(request.NetNs))
         {
@@ -40,18 +40,22 @@ public sealed partial class BridgePlugin
             }
         }
 
-        // Before the lease goes: a released address must not stay masqueraded for whoever gets it next.
-        if (masq is { Count: > 0 }) Masquerade.Remove(conf.Name!, masq);
+        // Keyed by the host veth name alone: works without netns, prevResult or MAC.
+        if (cfg.MacSpoofChk) MacSpoofCheck.Remove(hostName);
+
+        // Before the lease goes: a released address must not stay masqueraded for whoever gets it next. With no
+        // address known (no prevResult, netns gone) the backend finds the attachment's objects by their tag.
+        if (masq is not null) Masquerade.Remove(cfg.MasqBackend, cfg.MasqAttachment(request), masq);
 
         var ipam = cfg.CreateIpam();
         if (ipam is not null)
-            using (Log.Time("ipam.del")) ipam.Del(request, conf);
+            using (Log.Time("ipam.del")) ipam.Del(request, cfg.Conf);
     }
 
     /// <summary>prevResult's addresses of CNI_IFNAME; empty when there is no usable prevResult (DEL still proceeds).</summary>
-    private static List<(IpCidr Subnet, System.Net.IPAddress Address)> PrevResultAddresses(NetConf conf, string ifName)
+    private static List<(IpCidr Subnet, System.Net.IPAddress Address)> PrevResultAddresses(BridgeConfig cfg, string ifName)
     {
-        if (conf.PrevResult is not { ValueKind: System.Text.Json.JsonValueKind.Object } prevJson) return [];
+        if (cfg.PrevResult is not { ValueKind: System.Text.Json.JsonValueKind.Object } prevJson) return [];
         try
         {
             var prev = CniResult.Parse(prevJson, "prevResult");

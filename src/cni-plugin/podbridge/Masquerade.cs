@@ -1,189 +1,91 @@
 using System.Net;
-using System.Text;
-using System.Text.Json;
 using PodBridge.Cni;
 
 namespace PodBridge.Plugin;
 
 /// <summary>
-/// ipMasq: source NAT (masquerade) for pod traffic leaving its subnet, in nftables, by running <c>nft -f -</c>.
+/// ipMasq: source NAT for pod traffic leaving its subnet, through one of two backends chosen by ipMasqBackend —
+/// <see cref="MasqueradeNft"/> (nftables, <c>nft -f -</c>) or <see cref="MasqueradeIptables"/> (the nat table through
+/// <c>iptables-restore</c>/<c>ip6tables-restore</c>, a chain per attachment like the reference). Every netfilter
+/// interaction of the plugin goes through <see cref="Netfilter"/> and these files (and <see cref="MacSpoofCheck"/>), so a port to nftables over netlink
+/// is a local change.
 /// <para>
-/// Layout, all in one table <c>inet podbridge</c> that podbridge alone writes. Per (network, subnet) one set and one
-/// base chain of the same name, <c>masq_NETWORK_SUBNET</c>: the set holds the pod addresses of that network in that
-/// subnet, the chain (nat, postrouting, srcnat) holds exactly one rule
-/// <c>ip saddr @SET ip daddr != SUBNET ip daddr != 224.0.0.0/4 masquerade</c> (ff00::/8 for IPv6), like the
-/// reference's per-pod iptables chain. Keying by network keeps two networks with overlapping subnets apart.
-/// </para>
-/// <para>
-/// Concurrency and cost. ADD first runs only <c>add element</c>: one transaction that succeeds exactly when the set
-/// exists, and a set never exists without its chain and rule, because both are only ever created together in one
-/// nft transaction (atomic in the kernel, serialized per netns by its commit mutex). When the set is missing
-/// (first pod of that subnet on this node, or after a ruleset flush), ADD runs the setup script instead: add
-/// table/set/chain (no-ops when present), flush the chain and add its one rule, add the element. Two concurrent
-/// setups both end with the chain holding that single rule, so rules never duplicate. The split matters: any
-/// transaction that replaces or deletes something makes nft's exit wait for an RCU grace period (~10-16 ms
-/// measured here), a plain element add does not (~2.5 ms for the whole exec).
-/// DEL deletes elements; an element or set already gone is success (nft 1.0.6 has no <c>destroy</c>). Deleting waits
-/// for that grace period (+~14 ms per DEL; starting nft in parallel with the veth deletion measured no faster).
-/// An element DEL cannot find (no prevResult and the netns already gone) only keeps masquerading an address of the
-/// same network, which wants it masqueraded anyway; sets, chains and rules stay for the network's next pods.
+/// Whatever ADD installs names its attachment in the kernel object itself (the nft element's comment, the iptables
+/// chain name and rule comments), so DEL without netns and prevResult, and GC, find and remove it with no address at
+/// hand and whatever IPAM is used (the reference leaks them then: containernetworking/plugins#810).
 /// </para>
 /// </summary>
 internal static class Masquerade
 {
-    public const string Table = "inet podbridge";
-    private static readonly TimeSpan NftTimeout = TimeSpan.FromSeconds(10);
-    private static readonly string[] NftCandidates = ["/usr/sbin/nft", "/sbin/nft"];
+    public enum Backend { Nftables, Iptables }
 
-    /// <summary>Set and chain name for a network's subnet: readable, and always a valid unquoted nft identifier.</summary>
-    public static string SetName(string network, IpCidr subnet)
+    /// <summary>One attachment as the masquerade objects name it.</summary>
+    public sealed record Attachment(string Network, string ContainerId, string IfName)
     {
-        // Network names are [A-Za-z0-9_.-] (checked by NetConf.Parse), all legal in an nft identifier after a letter.
-        // nft names are limited to 255 bytes; a very long network name keeps its head and a hash of the whole.
-        if (network.Length > 160) network = $"{network[..140]}_{ChildProcess.Fnv1a64(network):x16}";
-        var net = subnet.Address.GetAddressBytes();
-        var text = subnet.IsV6 ? Convert.ToHexStringLower(net) : subnet.Address.ToString();
-        return $"masq_{network}_{text}_{subnet.PrefixLength}";
+        /// <summary>
+        /// The nft element comment: "CONTAINERID/IFNAME" (what GC compares with cni.dev/valid-attachments), or a hash
+        /// of it when it would not fit nft's 128-byte comment or needs quoting (an ifname may hold any non-space byte).
+        /// </summary>
+        public string Tag => TagOf(ContainerId, IfName);
+
+        public static string TagOf(string containerId, string ifName)
+        {
+            var text = $"{containerId}/{ifName}";
+            return text.Length <= 100 && text.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or '-' or '/' or '@' or '+')
+                ? text : $"attachment-{ChildProcess.Fnv1a64(text):x16}";
+        }
     }
 
     /// <summary>
-    /// Adds the pod addresses (with their subnets, host bits cleared) to the network's sets, creating the sets,
-    /// chains and rules on first use. One nft exec when the sets exist, two otherwise.
+    /// ipMasqBackend: "nftables" or "iptables"; absent means auto — iptables when this node already uses legacy
+    /// iptables (x_tables tables loaded in its netns: mixing in nftables NAT next to them is what breaks), else nftables.
     /// </summary>
-    public static void Add(string network, IReadOnlyList<(IpCidr Subnet, IPAddress Address)> pod)
+    public static Backend Resolve(string? configured) => configured switch
     {
-        using var _ = Log.Time("nft.add");
-        var nft = FindNft() ?? throw new CniException(CniErrorCode.IoFailure,
-            "ipMasq: the nft command was not found in /usr/sbin, /sbin or PATH; install the nftables package");
+        "nftables" => Backend.Nftables,
+        "iptables" => Backend.Iptables,
+        _ => LegacyIptablesInUse() ? Backend.Iptables : Backend.Nftables,
+    };
 
-        var elements = new StringBuilder();
-        foreach (var (subnet, address) in pod)
-            elements.Append($"add element {Table} {SetName(network, subnet)} {{ {address} }}\n");
-        if (Run(nft, elements.ToString()).ExitCode == 0) return;
-
-        var setup = new StringBuilder($"add table {Table}\n");
-        foreach (var subnet in pod.Select(p => p.Subnet).Distinct())
+    private static bool LegacyIptablesInUse()
+    {
+        foreach (var names in new[] { "/proc/net/ip_tables_names", "/proc/net/ip6_tables_names" })
         {
-            var name = SetName(network, subnet);
-            var (ip, type, multicast) = subnet.IsV6 ? ("ip6", "ipv6_addr", "ff00::/8") : ("ip", "ipv4_addr", "224.0.0.0/4");
-            // nft caps comments at 128 bytes; the set/chain name already identifies the rule uniquely.
-            var comment = $"podbridge {network} {subnet}";
-            if (comment.Length > 128) comment = $"podbridge {network[..Math.Min(network.Length, 60)]}~ {subnet}";
-            setup.Append($"add set {Table} {name} {{ type {type}; }}\n")
-                 .Append($"add chain {Table} {name} {{ type nat hook postrouting priority srcnat; policy accept; }}\n")
-                 .Append($"flush chain {Table} {name}\n")
-                 .Append($"add rule {Table} {name} {ip} saddr @{name} {ip} daddr != {subnet} {ip} daddr != {multicast} masquerade comment \"{comment}\"\n");
+            try { if (File.ReadAllText(names).Trim().Length > 0) return true; }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
         }
-        setup.Append(elements);
-        var r = Run(nft, setup.ToString());
-        if (r.ExitCode != 0)
-            throw new CniException(CniErrorCode.NetlinkFailure, $"ipMasq: nft could not set up masquerading in table {Table}: {r.Error}");
-        Log.Info($"ipMasq: set up masquerading for {string.Join(", ", pod.Select(p => p.Subnet).Distinct())} of network {network}");
+        return false;
     }
 
-    /// <summary>
-    /// Removes the pod addresses from the network's sets. Already gone (element, set or table) is success; so is a
-    /// missing nft (it cannot have added anything then), since DEL must not wedge pod teardown.
-    /// </summary>
-    public static void Remove(string network, IReadOnlyList<(IpCidr Subnet, IPAddress Address)> pod)
+    public static void Add(Backend backend, Attachment who, IReadOnlyList<(IpCidr Subnet, IPAddress Address)> pod)
     {
-        using var _ = Log.Time("nft.del");
-        if (FindNft() is not { } nft)
-        {
-            Log.Warn("ipMasq: the nft command was not found; no masquerade elements removed");
-            return;
-        }
-        var scripts = pod.Select(p => $"delete element {Table} {SetName(network, p.Subnet)} {{ {p.Address} }}\n").ToList();
-        if (Run(nft, string.Concat(scripts)).ExitCode == 0) return;
-
-        // One transaction aborts as a whole: retry element by element so one gone element does not keep the others.
-        foreach (var script in scripts)
-        {
-            var r = Run(nft, script);
-            if (r.ExitCode != 0 && !r.Error.Contains("No such file or directory", StringComparison.Ordinal))
-                throw new CniException(CniErrorCode.NetlinkFailure, $"ipMasq: nft could not remove a masquerade element: {r.Error}");
-        }
+        if (backend == Backend.Iptables) MasqueradeIptables.Add(who, pod);
+        else MasqueradeNft.Add(who, pod);
     }
 
-    /// <summary>CHECK: every pod address is in its set, and that set's chain still has its masquerade rule.</summary>
-    public static void Verify(string network, IReadOnlyList<(IpCidr Subnet, IPAddress Address)> pod)
+    /// <summary>DEL / rollback. An empty <paramref name="pod"/> (no address known) still removes what carries the tag.</summary>
+    public static void Remove(Backend backend, Attachment who, IReadOnlyList<(IpCidr Subnet, IPAddress Address)> pod)
     {
-        using var _ = Log.Time("nft.check");
-        var nft = FindNft() ?? throw new CniException(CniErrorCode.IoFailure,
-            "ipMasq: the nft command was not found in /usr/sbin, /sbin or PATH; install the nftables package");
-        var r = Run(nft, null, "-j", "list", "table", "inet", "podbridge");
-        if (r.ExitCode != 0)
-            throw Mismatch($"nftables table {Table} cannot be listed ({r.Error})");
-
-        using var doc = JsonDocument.Parse(r.Output);
-        var sets = new Dictionary<string, List<IPAddress>>();
-        var masqueradingChains = new HashSet<string>();
-        foreach (var item in doc.RootElement.GetProperty("nftables").EnumerateArray())
-        {
-            if (item.TryGetProperty("set", out var set) && set.GetProperty("name").GetString() is { } setName)
-            {
-                var elems = new List<IPAddress>();
-                if (set.TryGetProperty("elem", out var list))
-                    foreach (var e in list.EnumerateArray())
-                        if (e.ValueKind == JsonValueKind.String && IPAddress.TryParse(e.GetString(), out var a)) elems.Add(a);
-                sets[setName] = elems;
-            }
-            else if (item.TryGetProperty("rule", out var rule) && rule.GetProperty("chain").GetString() is { } chain
-                     && rule.TryGetProperty("expr", out var expr)
-                     && expr.EnumerateArray().Any(x => x.ValueKind == JsonValueKind.Object && x.TryGetProperty("masquerade", out var _)))
-            {
-                masqueradingChains.Add(chain);
-            }
-        }
-
-        foreach (var (subnet, address) in pod)
-        {
-            var name = SetName(network, subnet);
-            if (!sets.TryGetValue(name, out var elems)) throw Mismatch($"nftables set {Table} {name} does not exist");
-            if (!elems.Contains(address)) throw Mismatch($"{address} is not in nftables set {Table} {name} (not masqueraded)");
-            if (!masqueradingChains.Contains(name)) throw Mismatch($"nftables chain {Table} {name} has no masquerade rule");
-        }
-
-        static CniException Mismatch(string what) => new(CniErrorCode.CheckFailed, $"CHECK: ipMasq: {what}");
+        if (backend == Backend.Iptables) MasqueradeIptables.Remove(who, pod);
+        else MasqueradeNft.Remove(who, pod);
     }
 
-    private static string? FindNft()
+    public static void Verify(Backend backend, Attachment who, IReadOnlyList<(IpCidr Subnet, IPAddress Address)> pod)
     {
-        foreach (var c in NftCandidates) if (File.Exists(c)) return c;
-        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries))
-        {
-            var c = Path.Combine(dir, "nft");
-            if (File.Exists(c)) return c;
-        }
-        return null;
+        if (backend == Backend.Iptables) MasqueradeIptables.Verify(who, pod);
+        else MasqueradeNft.Verify(who, pod);
     }
 
-    private readonly record struct NftResult(int ExitCode, string Output, string Error);
+    public static HashSet<string> ValidTags(IReadOnlyList<GcAttachment> valid) =>
+        valid.Where(a => a.ContainerId is not null && a.IfName is not null)
+             .Select(a => Attachment.TagOf(a.ContainerId!, a.IfName!)).ToHashSet(StringComparer.Ordinal);
 
-    /// <summary>Runs nft in this process's netns (the node's); a script goes to `nft -f -` on stdin.</summary>
-    private static NftResult Run(string nft, string? script, params string[] args)
+    /// <summary>GC, in both backends (ipMasqBackend may have changed since ADD): removes what belongs to no valid attachment.</summary>
+    public static void Gc(string network, IReadOnlyList<GcAttachment> valid)
     {
-        var argv = script is null ? args : ["-f", "-", .. args];
-        Log.Debug($"nft {string.Join(' ', argv)}{(script is null ? "" : $" <<\n{script}")}");
-        ChildProcess.Outcome outcome;
-        try
-        {
-            // The DEL path recognises "No such file or directory" in nft's strerror text: keep it untranslated.
-            outcome = ChildProcess.Run(nft, argv, NftEnvironment, script is null ? null : Encoding.UTF8.GetBytes(script),
-                NftTimeout, captureStderr: true);
-        }
-        catch (FileNotFoundException e)
-        {
-            throw new CniException(CniErrorCode.IoFailure, $"ipMasq: {e.Message}");
-        }
-        catch (TimeoutException e)
-        {
-            throw new CniException(CniErrorCode.TryAgainLater, $"ipMasq: {e.Message}");
-        }
-        var result = new NftResult(outcome.ExitCode, Encoding.UTF8.GetString(outcome.Stdout), outcome.Stderr.Trim().ReplaceLineEndings(" "));
-        if (result.ExitCode != 0) Log.Debug($"nft exited {result.ExitCode}: {result.Error}");
-        return result;
+        var tags = ValidTags(valid);
+        MasqueradeNft.Gc(network, tags.Contains);
+        MasqueradeIptables.Gc(network, tags.Contains);
     }
-
-    private static readonly Dictionary<string, string> NftEnvironment = new() { ["LC_ALL"] = "C" };
 }

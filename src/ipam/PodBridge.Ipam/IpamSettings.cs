@@ -26,13 +26,14 @@ public sealed record IpamSettings(
 
     private static IpamSettings Parse(NetConf conf, bool withRanges)
     {
-        var ipam = conf.Ipam ?? throw Invalid("ipam: the network config has no ipam section");
+        var keys = IpamNetConf.Read(conf);
+        var ipam = keys.Ipam ?? throw Invalid("ipam: the network config has no ipam section");
         var network = conf.Name ?? throw Invalid("name: missing");
         var dataDir = string.IsNullOrEmpty(ipam.DataDir) ? DefaultDataDir : ipam.DataDir;
         if (!Path.IsPathRooted(dataDir)) throw Invalid($"ipam.dataDir: '{dataDir}' must be an absolute path");
         if (!withRanges) return new IpamSettings(network, [], [], dataDir, new CniDns());
 
-        return new IpamSettings(network, ParseRangeSets(conf), ParseRoutes(ipam), dataDir,
+        return new IpamSettings(network, ParseRangeSets(keys), ParseRoutes(ipam), dataDir,
             ipam.ResolvConf is { Length: > 0 } rc ? ResolvConf.Read(rc, "ipam.resolvConf") : new CniDns());
     }
 
@@ -42,7 +43,7 @@ public sealed record IpamSettings(
     /// runtimeConfig.ipRanges (if given) replaces the configured ranges; otherwise the legacy top-level
     /// subnet (as set 0) followed by ipam.ranges, as host-local orders them.
     /// </summary>
-    internal static List<RangeSet> ParseRangeSets(NetConf conf)
+    internal static List<RangeSet> ParseRangeSets(IpamNetConf conf)
     {
         var ipam = conf.Ipam!;
         var raw = new List<(List<RangeConfig>? Set, string Path, bool Legacy)>();

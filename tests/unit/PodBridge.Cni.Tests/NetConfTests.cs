@@ -16,8 +16,7 @@ public class NetConfTests
         Assert.Equal("podbridge", c.Type);
         Assert.Null(c.Ipam);
         Assert.Null(c.PrevResult);
-        Assert.False(c.IsGateway);
-        Assert.Null(c.Mtu);
+        Assert.Equal("""{"cniVersion":"1.0.0","name":"net1","type":"podbridge"}""", System.Text.Encoding.UTF8.GetString(c.Json));
     }
 
     [Theory]
@@ -70,19 +69,10 @@ public class NetConfTests
             """);
         Assert.Equal("1.1.0", c.Version);
         Assert.Equal(["0.4.0", "1.0.0", "1.1.0"], c.CniVersions!);
-        Assert.Equal("cni0", c.Bridge);
-        Assert.True(c.IsGateway && c.IsDefaultGateway && c.IpMasq && c.HairpinMode && c.EnableDad && c.DisableCheck);
-        Assert.False(c.ForceAddress || c.PromiscMode);
-        Assert.Equal(1450, c.Mtu);
-        Assert.Equal(100, c.Vlan);
+        // The bridge keys and the rest of the ipam section belong to their owners (plugin and IPAM tests).
+        Assert.True(c.DisableCheck);
         Assert.True(c.Capabilities!["portMappings"]);
         Assert.Equal("podbridge-ipam", c.Ipam!.Type);
-        Assert.Equal(2, c.Ipam.Ranges!.Count);
-        Assert.Equal("10.1.0.200", c.Ipam.Ranges[0][0].RangeEnd);
-        Assert.Equal("fd00::/64", c.Ipam.Ranges[1][0].Subnet);
-        Assert.Equal("fd00::1", c.Ipam.Routes![1].Gw);
-        Assert.Null(c.Ipam.Routes[0].Gw);
-        Assert.Equal("/var/lib/cni/networks", c.Ipam.DataDir);
         Assert.Equal(["ndots:5"], c.Dns!.Options!);
         Assert.Equal(["10.1.0.50/16"], c.RuntimeConfig!.Ips!);
         Assert.Equal("0a:58:0a:01:00:32", c.RuntimeConfig.Mac);
@@ -90,17 +80,6 @@ public class NetConfTests
         Assert.Equal("debug", c.LogLevel);
         Assert.Equal(JsonValueKind.Object, c.PrevResult!.Value.ValueKind);
         Assert.Equal("10.1.0.5/16", c.PrevResult.Value.GetProperty("ips")[0].GetProperty("address").GetString());
-    }
-
-    [Fact]
-    public void Legacy_single_range_ipam()
-    {
-        var c = Parse("""{"cniVersion":"0.3.1","name":"n","ipam":{"type":"host-local","subnet":"10.2.0.0/24","rangeStart":"10.2.0.5","rangeEnd":"10.2.0.9","gateway":"10.2.0.254"}}""");
-        Assert.Equal("10.2.0.0/24", c.Ipam!.Subnet);
-        Assert.Equal("10.2.0.5", c.Ipam.RangeStart);
-        Assert.Equal("10.2.0.9", c.Ipam.RangeEnd);
-        Assert.Equal("10.2.0.254", c.Ipam.Gateway);
-        Assert.Null(c.Ipam.Ranges);
     }
 
     [Theory]
@@ -124,15 +103,8 @@ public class NetConfTests
     }
 
     [Theory]
-    [InlineData("""{"cniVersion":"1.0.0","name":"n","mtu":"1500"}""", "mtu")]
-    [InlineData("""{"cniVersion":"1.0.0","name":"n","mtu":1500.5}""", "mtu")]
-    [InlineData("""{"cniVersion":"1.0.0","name":"n","vlan":true}""", "vlan")]
-    [InlineData("""{"cniVersion":"1.0.0","name":"n","isGateway":"true"}""", "isGateway")]
-    [InlineData("""{"cniVersion":"1.0.0","name":"n","bridge":["cni0"]}""", "bridge")]
     [InlineData("""{"cniVersion":"1.0.0","name":"n","ipam":[]}""", "ipam")]
-    [InlineData("""{"cniVersion":"1.0.0","name":"n","ipam":{"ranges":[[{"subnet":5}]]}}""", "ipam.ranges[0][0].subnet")]
-    [InlineData("""{"cniVersion":"1.0.0","name":"n","ipam":{"ranges":[{"subnet":"10.0.0.0/8"}]}}""", "ipam.ranges[0]")]
-    [InlineData("""{"cniVersion":"1.0.0","name":"n","ipam":{"routes":[{"dst":"0.0.0.0/0","gw":1}]}}""", "ipam.routes[0].gw")]
+    [InlineData("""{"cniVersion":"1.0.0","name":"n","ipam":{"type":5}}""", "ipam.type")]
     [InlineData("""{"cniVersion":"1.0.0","name":"n","dns":{"nameservers":"10.0.0.10"}}""", "dns.nameservers")]
     [InlineData("""{"cniVersion":"1.0.0","name":"n","runtimeConfig":{"mac":1}}""", "runtimeConfig.mac")]
     [InlineData("""{"cniVersion":"1.0.0","name":"n","capabilities":{"ips":"yes"}}""", "capabilities.ips")]

@@ -63,7 +63,7 @@ public class IpAddrTests
     [Fact]
     public void A_whole_slash_64_is_two_numbers()
     {
-        var r = IpamSettings.ParseRange(new Cni.RangeConfig { Subnet = "fd00:1:2:3::/64" }, "t");
+        var r = IpamSettings.ParseRange(new RangeConfig { Subnet = "fd00:1:2:3::/64" }, "t");
         Assert.Equal("fd00:1:2:3::1", r.Start.ToString());
         Assert.Equal("fd00:1:2:3:ffff:ffff:ffff:ffff", r.End.ToString());
         // 2^64 - 1 addresses after the network address, minus the gateway.

@@ -3,21 +3,45 @@ using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using static PodBridge.Cni.Tests.Helpers;
+using PodBridge.Cni;
+using PodBridge.Ipam;
+using static PodBridge.Plugin.Tests.Helpers;
 
-namespace PodBridge.Cni.Tests;
+namespace PodBridge.Plugin.Tests;
 
 /// <summary>
-/// The hand-written config reader: the rules the source-generated serializer used to apply (NetConfTests holds the
-/// common cases), the edge cases a hand-written reader could get wrong, and a guard that it reads every key the
-/// config types declare.
+/// The hand-written config reader (ConfigReader) under its three schemas, read from the same bytes: the common keys
+/// (NetConf), the bridge keys (BridgeKeys) and the IPAM's (IpamNetConf). The rules the source-generated serializer
+/// used to apply, the edge cases a hand-written reader could get wrong, and a guard that each schema's reader reads
+/// every key its types declare.
 /// </summary>
-public class NetConfReaderTests
+public class ConfigReaderTests
 {
     /// <summary>A config with cniVersion and name, then <paramref name="body"/> written with ' for ".</summary>
     private static byte[] Config(string body) => Utf8(("{'cniVersion':'1.0.0','name':'n'," + body + "}").Replace('\'', '"'));
 
-    private static NetConf Parse(string body) => NetConf.Parse(Config(body));
+    /// <summary>All three schemas of one config, in the order the plugin reads them.</summary>
+    private sealed record All(NetConf Conf, BridgeKeys Bridge, IpamNetConf Ipam)
+    {
+        public string? Name => Conf.Name;
+        public List<string>? CniVersions => Conf.CniVersions;
+        public Dictionary<string, bool>? Capabilities => Conf.Capabilities;
+        public JsonElement? PrevResult => Conf.PrevResult;
+        public RuntimeConfig? RuntimeConfig => Conf.RuntimeConfig;
+        public ArgsConfig? Args => Conf.Args;
+        public List<GcAttachment>? Attachments => Conf.Attachments;
+        public int? Mtu => Bridge.Mtu;
+        public int? Vlan => Bridge.Vlan;
+        public bool IsGateway => Bridge.IsGateway;
+    }
+
+    private static All ParseAll(byte[] json)
+    {
+        var conf = NetConf.Parse(json);
+        return new All(conf, BridgeKeys.Read(conf), IpamNetConf.Read(conf));
+    }
+
+    private static All Parse(string body) => ParseAll(Config(body));
 
     private static CniException WrongType(string body, string key)
     {
@@ -30,13 +54,21 @@ public class NetConfReaderTests
     [Fact]
     public void Every_declared_key_is_read_into_its_own_property()
     {
-        // Sets every [JsonPropertyName] key of every config type to a value derived from its key path, then checks
-        // each property holds exactly that: a key missing from NetConfReader, or mapped to the wrong property, fails.
-        var json = Config(ObjectJson(typeof(NetConf), "")[1..^1]);
-        var checkedKeys = new List<string>();
-        AssertRead(NetConf.Parse(json), "", checkedKeys);
-        Assert.Equal(CountKeys(typeof(NetConf)), checkedKeys.Count);
-        Assert.Contains("ipam.ranges.gateway", checkedKeys);
+        // Sets every [JsonPropertyName] key of every config type of a schema to a value derived from its key path,
+        // then checks each property holds exactly that: a key missing from its reader, or mapped to the wrong
+        // property, fails.
+        Check(typeof(NetConf), c => c, "ipam.type");
+        Check(typeof(BridgeKeys), BridgeKeys.Read, "portIsolation");
+        Check(typeof(IpamNetConf), IpamNetConf.Read, "ipam.ranges.gateway");
+
+        static void Check(Type root, Func<NetConf, object> read, string sample)
+        {
+            var json = Config(ObjectJson(root, "")[1..^1]);
+            var checkedKeys = new List<string>();
+            AssertRead(read(NetConf.Parse(json)), "", checkedKeys);
+            Assert.Equal(CountKeys(root), checkedKeys.Count);
+            Assert.Contains(sample, checkedKeys);
+        }
     }
 
     [Fact]
@@ -45,7 +77,8 @@ public class NetConfReaderTests
         WrongType(@"'isGateway':null", "isGateway");
         WrongType(@"'capabilities':{'ips':null}", "capabilities.ips");
         Assert.Null(Parse(@"'mtu':1400,'mtu':null").Mtu);
-        Assert.Null(Parse(@"'ipam':{'type':'x'},'ipam':null").Ipam);
+        Assert.Null(Parse(@"'ipam':{'type':'x'},'ipam':null").Conf.Ipam);
+        Assert.Null(Parse(@"'ipam':{'type':'x'},'ipam':null").Ipam.Ipam);
     }
 
     [Theory]
@@ -75,8 +108,9 @@ public class NetConfReaderTests
         var c = Parse(@"'name':'m','isGateway':true,'isGateway':false,'ipam':{'type':'a','subnet':'10.0.0.0/8'},'ipam':{'type':'b'},'capabilities':{'ips':true,'ips':false}");
         Assert.Equal("m", c.Name);
         Assert.False(c.IsGateway);
-        Assert.Equal("b", c.Ipam!.Type);
-        Assert.Null(c.Ipam.Subnet);
+        Assert.Equal("b", c.Conf.Ipam!.Type);
+        Assert.Equal("b", c.Ipam.Ipam!.Type);
+        Assert.Null(c.Ipam.Ipam.Subnet);
         Assert.False(c.Capabilities!["ips"]);
     }
 
@@ -95,9 +129,9 @@ public class NetConfReaderTests
         var c = Parse(@"'cniVersions':[null,'1.0.0'],'ipam':{'ranges':[null,[null]],'routes':[null]},'cni.dev/attachments':[null]");
         Assert.Null(c.CniVersions![0]);
         Assert.Equal("1.0.0", c.CniVersions[1]);
-        Assert.Null(c.Ipam!.Ranges![0]);
-        Assert.Null(c.Ipam.Ranges[1][0]);
-        Assert.Null(c.Ipam.Routes![0]);
+        Assert.Null(c.Ipam.Ipam!.Ranges![0]);
+        Assert.Null(c.Ipam.Ipam.Ranges[1][0]);
+        Assert.Null(c.Ipam.Ipam.Routes![0]);
         Assert.Null(c.Attachments![0]);
     }
 
@@ -118,7 +152,7 @@ public class NetConfReaderTests
     public void Unknown_keys_are_skipped_at_every_level_whatever_their_value()
     {
         var c = Parse(@"'x':{'ipam':5,'mtu':'no'},'ipam':{'x':[[{'subnet':1}]],'ranges':[[{'x':{'y':[null]},'subnet':'10.1.0.0/16'}]]},'args':{'k8s':{'cni':1},'cni':{'labels':[{'k':'v'}],'mac':'0a:58:00:00:00:01'}},'runtimeConfig':{'portMappings':[{'hostPort':80}]},'mtu':1450");
-        Assert.Equal("10.1.0.0/16", c.Ipam!.Ranges![0][0].Subnet);
+        Assert.Equal("10.1.0.0/16", c.Ipam.Ipam!.Ranges![0][0].Subnet);
         Assert.Equal("0a:58:00:00:00:01", c.Args!.Cni!.Mac);
         Assert.NotNull(c.RuntimeConfig);
         Assert.Equal(1450, c.Mtu);
@@ -142,7 +176,7 @@ public class NetConfReaderTests
     [Fact]
     public void Details_say_what_was_expected_found_and_where()
     {
-        var e = Throws(() => NetConf.Parse(Utf8("{\"cniVersion\":\"1.0.0\",\n\"name\":\"n\",\n  \"mtu\": 1500.5}")));
+        var e = Throws(() => ParseAll(Utf8("{\"cniVersion\":\"1.0.0\",\n\"name\":\"n\",\n  \"mtu\": 1500.5}")));
         Assert.Equal("expected a 32-bit integer, found the number 1500.5 at line 3, column 10", e.Details);
         e = WrongType(@"'ipam':{'ranges':[{'subnet':'10.0.0.0/8'}]}", "ipam.ranges[0]");
         Assert.StartsWith("expected an array, found an object at line 1, column ", e.Details);
@@ -151,7 +185,7 @@ public class NetConfReaderTests
     [Fact]
     public void A_syntax_error_wins_over_an_earlier_wrong_type()
     {
-        var e = Throws(() => NetConf.Parse(Config(@"'mtu':'x','ipam':{]")));
+        var e = Throws(() => ParseAll(Config(@"'mtu':'x','ipam':{]")));
         Assert.Equal(CniErrorCode.DecodingFailure, e.Code);
     }
 
@@ -163,7 +197,7 @@ public class NetConfReaderTests
         WrongType(@"'bridge':'\ud800x'", "bridge");
         var json = Config(@"'logFile':'/var/log/pb-?.log'");
         json[Array.IndexOf(json, (byte)'?')] = 0xFF;
-        var e = Throws(() => NetConf.Parse(json));
+        var e = Throws(() => ParseAll(json));
         Assert.Equal("network config: logFile has the wrong type", e.Message);
         Assert.Contains("not valid UTF-8", e.Details);
     }
@@ -173,7 +207,7 @@ public class NetConfReaderTests
     {
         var json = Config(@"'vendor':'?','v?':1,'mtu':1400");
         for (var i = Array.IndexOf(json, (byte)'?'); i >= 0; i = Array.IndexOf(json, (byte)'?')) json[i] = 0xFF;
-        Assert.Equal(1400, NetConf.Parse(json).Mtu);
+        Assert.Equal(1400, ParseAll(json).Mtu);
     }
 
     [Fact]
@@ -228,7 +262,7 @@ public class NetConfReaderTests
     {
         var t = p.PropertyType;
         while (IsList(t)) t = t.GetGenericArguments()[0];
-        return 1 + (t.Namespace == typeof(NetConf).Namespace ? CountKeys(t) : 0);
+        return 1 + (t.Namespace?.StartsWith("PodBridge", StringComparison.Ordinal) == true ? CountKeys(t) : 0);
     });
 
     private static bool IsList(Type t) => t.IsGenericType && t.GetGenericTypeDefinition() == typeof(List<>);
