@@ -146,7 +146,7 @@ internal sealed class Doctor(CliOptions options)
                     "a link without a pod: it costs a bridge port and may keep a pod's old netns alive",
                     "podbridge gc");
             foreach (var (subnet, address) in s.OrphanMasquerade())
-                Bad($"{name} masquerade", $"{address} is in nftables set {Masquerade.Table} {Masquerade.SetName(n.Name, subnet)} with no live lease",
+                Bad($"{name} masquerade", $"{address} is in nftables set {MasqueradeNft.Table} {MasqueradeNft.SetName(n.Name, subnet)} with no live lease",
                     "traffic from that address would be masqueraded if a foreign host used it", "podbridge gc");
         }
 

@@ -110,7 +110,7 @@ internal static class NodeCommands
                 {
                     foreach (var (_, address) in masq)
                         stdout.WriteLine($"network {s.Network.Name}: {verb}remove masquerade element {address}: no live lease holds it");
-                    if (!options.DryRun) Masquerade.Remove(s.Network.Name, masq);
+                    if (!options.DryRun) Masquerade.Gc(s.Network.Name, s.LiveAttachments());
                     actions += masq.Count;
                 }
                 if (!options.DryRun && s.Dead.Count > 0) s.Tx!.Commit();
@@ -150,8 +150,8 @@ internal static class NodeCommands
                     if (why is null) ExplainPod(stdout, first);
                     if (s.Network.Config.Bridge.IpMasq)
                     {
-                        stdout.WriteLine($"  masquerade nftables set {Masquerade.Table} " +
-                            string.Join(", ", group.Select(l => s.SubnetOf(l) is { } sub ? Masquerade.SetName(s.Network.Name, sub) : "?")));
+                        stdout.WriteLine($"  masquerade nftables set {MasqueradeNft.Table} " +
+                            string.Join(", ", group.Select(l => s.SubnetOf(l) is { } sub ? MasqueradeNft.SetName(s.Network.Name, sub) : "?")));
                     }
                     ExplainLog(stdout, s.Network.Config.Conf.LogFile, first.ContainerId);
                 }

@@ -83,7 +83,7 @@ internal sealed partial class NetworkState : IDisposable
             foreach (var range in set.Ranges)
             {
                 var subnet = new IpCidr(range.Network.ToIPAddress(), range.Prefix);
-                if (!sets.TryGetValue(Masquerade.SetName(Network.Name, subnet), out var elems)) continue;
+                if (!sets.TryGetValue(MasqueradeNft.SetName(Network.Name, subnet), out var elems)) continue;
                 foreach (var e in elems)
                     if (!held.Contains(IpAddr.FromIPAddress(e)) && !orphans.Contains((subnet, e))) orphans.Add((subnet, e));
             }
@@ -107,10 +107,22 @@ internal sealed partial class NetworkState : IDisposable
             var elems = new List<IPAddress>();
             if (set.TryGetProperty("elem", out var list))
                 foreach (var e in list.EnumerateArray())
-                    if (e.ValueKind == JsonValueKind.String && IPAddress.TryParse(e.GetString(), out var a)) elems.Add(a);
+                {
+                    // An element with a comment (the attachment it belongs to) is {"elem": {"val": ..., "comment": ...}}.
+                    var v = e.ValueKind == JsonValueKind.Object && e.TryGetProperty("elem", out var inner) && inner.TryGetProperty("val", out var val) ? val : e;
+                    if (v.ValueKind == JsonValueKind.String && IPAddress.TryParse(v.GetString(), out var a)) elems.Add(a);
+                }
             sets[name] = elems;
         }
         return sets;
+    }
+
+    /// <summary>The attachments whose lease is live: everything masqueraded for any other one is garbage.</summary>
+    public List<GcAttachment> LiveAttachments()
+    {
+        var dead = Dead.Select(d => (d.ContainerId, d.IfName)).ToHashSet();
+        return Leases.Select(l => (l.ContainerId, l.IfName)).Where(a => !dead.Contains(a)).Distinct()
+            .Select(a => new GcAttachment { ContainerId = a.ContainerId, IfName = a.IfName }).ToList();
     }
 
     /// <summary>The subnet (host bits cleared) of a lease's range, for its masquerade set.</summary>
