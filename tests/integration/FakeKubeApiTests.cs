@@ -57,6 +57,33 @@ public sealed class FakeKubeApiTests
     }
 
     [Fact]
+    public async Task Client_over_https_trusts_the_kubeconfig_CA_and_sends_its_token()
+    {
+        using var tls = FakeKubeApiTls.Create();
+        using var api = FakeKubeApi.StartOnLoopback(RunScope.NewContainerId("token"), tls);
+        api.AddNode("node-a", ["10.244.1.0/24"], "172.18.0.2");
+        Assert.Equal("https", api.Url.Scheme);
+        using var client = Client(api);
+        Assert.Equal(["node-a"], (await client.CoreV1.ListNodeAsync()).Items.Select(n => n.Metadata.Name));
+        await using var watch = await WatchStream.Open(client, "");
+        Assert.Equal(("ADDED", "node-a"), Name(await watch.Next()));
+
+        // Without the CA the handshake fails: the client really verified the server.
+        var dir = RunScope.NewTempDir("kubeconfig");
+        try
+        {
+            var path = Path.Combine(dir, "kubeconfig");
+            Kubeconfig.Write(path, api.Url, "any");
+            using var untrusting = new Kubernetes(KubernetesClientConfiguration.BuildConfigFromConfigFile(path));
+            await Assert.ThrowsAsync<HttpRequestException>(() => untrusting.CoreV1.ListNodeAsync());
+        }
+        finally
+        {
+            RunScope.TryDeleteDirectory(dir);
+        }
+    }
+
+    [Fact]
     public async Task Client_without_the_token_gets_401()
     {
         using var api = FakeKubeApi.StartOnLoopback(RunScope.NewContainerId("token"));

@@ -1,7 +1,10 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
@@ -32,7 +35,8 @@ public sealed record NodeAddress(string Type, string Address)
 /// The test drives the cluster with <see cref="AddNode(string, IReadOnlyList{string}, IReadOnlyList{NodeAddress})"/>,
 /// <see cref="UpdateNode"/> and <see cref="DeleteNode"/>: each bumps one cluster-wide resourceVersion and is sent to
 /// every open watch. Plain HTTP/1.1 over System.Net.Sockets (keep-alive, chunked watches), optionally requiring a
-/// bearer token. It listens on a socket the caller may have created inside a node's network namespace
+/// bearer token, over TLS when given a <see cref="FakeKubeApiTls"/> (as a real API server: the client then needs
+/// the kubeconfig's CA and the TLS libraries). It listens on a socket the caller may have created inside a node's network namespace
 /// (<see cref="CreateListener"/> run through NetNsHandle.RunInside): the socket stays bound to that namespace while
 /// this server's threads never enter it.
 /// </summary>
@@ -43,6 +47,7 @@ public sealed class FakeKubeApi : IDisposable
 
     private readonly Socket _listener;
     private readonly string? _token;
+    private readonly FakeKubeApiTls? _tls;
     private readonly CancellationTokenSource _stop = new();
     private readonly Lock _lock = new();
     private readonly SortedDictionary<string, NodeState> _nodes = new(StringComparer.Ordinal);
@@ -57,13 +62,15 @@ public sealed class FakeKubeApi : IDisposable
 
     /// <summary>
     /// Serves on <paramref name="listener"/> (bound; listening or not) and takes ownership of it. With
-    /// <paramref name="bearerToken"/>, every request must carry <c>Authorization: Bearer TOKEN</c> (else 401).
+    /// <paramref name="bearerToken"/>, every request must carry <c>Authorization: Bearer TOKEN</c> (else 401); with
+    /// <paramref name="tls"/>, https.
     /// </summary>
-    public FakeKubeApi(Socket listener, string? bearerToken = null)
+    public FakeKubeApi(Socket listener, string? bearerToken = null, FakeKubeApiTls? tls = null)
     {
         ArgumentNullException.ThrowIfNull(listener);
         _listener = listener;
         _token = bearerToken;
+        _tls = tls;
         // listen() again on a listening socket only sets the backlog.
         _listener.Listen(128);
         EndPoint = (IPEndPoint)_listener.LocalEndPoint!;
@@ -71,8 +78,8 @@ public sealed class FakeKubeApi : IDisposable
     }
 
     /// <summary>A server on 127.0.0.1 and a free port.</summary>
-    public static FakeKubeApi StartOnLoopback(string? bearerToken = null) =>
-        new(CreateListener(IPAddress.Loopback), bearerToken);
+    public static FakeKubeApi StartOnLoopback(string? bearerToken = null, FakeKubeApiTls? tls = null) =>
+        new(CreateListener(IPAddress.Loopback), bearerToken, tls);
 
     /// <summary>
     /// A bound, listening TCP socket. Call it inside a network namespace (NetNsHandle.RunInside) to serve agents
@@ -97,8 +104,8 @@ public sealed class FakeKubeApi : IDisposable
 
     public IPEndPoint EndPoint { get; }
 
-    /// <summary>http://ADDRESS:PORT (IPv6 in brackets), the kubeconfig's server.</summary>
-    public Uri Url => new($"http://{EndPoint}");
+    /// <summary>http(s)://ADDRESS:PORT (IPv6 in brackets), the kubeconfig's server.</summary>
+    public Uri Url => new($"{(_tls is null ? "http" : "https")}://{EndPoint}");
 
     /// <summary>The cluster-wide resourceVersion of the last change.</summary>
     public long ResourceVersion { get { lock (_lock) return _resourceVersion; } }
@@ -115,7 +122,7 @@ public sealed class FakeKubeApi : IDisposable
     /// </summary>
     public string WriteKubeconfig(string path, Uri? server = null, string? token = null)
     {
-        Kubeconfig.Write(path, server ?? Url, token ?? _token);
+        Kubeconfig.Write(path, server ?? Url, token ?? _token, _tls?.CaPem);
         return path;
     }
 
@@ -350,7 +357,17 @@ public sealed class FakeKubeApi : IDisposable
         var filled = 0;
         try
         {
-            using var stream = new NetworkStream(client, ownsSocket: false);
+            await using var network = new NetworkStream(client, ownsSocket: false);
+            Stream stream = network;
+            if (_tls is not null)
+            {
+                var ssl = new SslStream(network, leaveInnerStreamOpen: true);
+                using var handshake = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+                handshake.CancelAfter(TimeSpan.FromSeconds(10));
+                await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions { ServerCertificate = _tls.Server }, handshake.Token);
+                stream = ssl;
+            }
+            await using var _ = stream;
             while (!_stop.IsCancellationRequested)
             {
                 // One request: the header block up to CRLF CRLF (GETs carry no body we need; a body is skipped).
@@ -383,9 +400,10 @@ public sealed class FakeKubeApi : IDisposable
                 if (!await Handle(client, stream, request) || request.Close) return;
             }
         }
-        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException
+                                       or System.Security.Authentication.AuthenticationException)
         {
-            // The client went away or the server is stopping.
+            // The client went away (or failed the TLS handshake) or the server is stopping.
         }
         finally
         {
@@ -420,7 +438,7 @@ public sealed class FakeKubeApi : IDisposable
     }
 
     /// <returns>false when the connection must close.</returns>
-    private async Task<bool> Handle(Socket client, NetworkStream stream, Request request)
+    private async Task<bool> Handle(Socket client, Stream stream, Request request)
     {
         if (_token is not null && request.Authorization != $"Bearer {_token}")
             return await Respond(stream, 401, "Unauthorized", "Unauthorized", close: request.Close);
@@ -459,7 +477,7 @@ public sealed class FakeKubeApi : IDisposable
         return null;
     }
 
-    private async Task Watch(Socket client, NetworkStream stream, System.Collections.Specialized.NameValueCollection query, string? nameFilter)
+    private async Task Watch(Socket client, Stream stream, System.Collections.Specialized.NameValueCollection query, string? nameFilter)
     {
         var rvText = query["resourceVersion"];
         var bookmarks = query["allowWatchBookmarks"] is "true" or "1";
@@ -509,7 +527,7 @@ public sealed class FakeKubeApi : IDisposable
 
             using var ended = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
             ended.CancelAfter(timeout);
-            // The client never sends anything on a watch; a completed read means it hung up.
+            // The client never sends anything on a watch; readable means it hung up (peeked: TLS bytes stay put).
             _ = WatchForHangUp(client, ended);
             var timedOut = false;
             try
@@ -539,7 +557,7 @@ public sealed class FakeKubeApi : IDisposable
         try
         {
             var one = new byte[1];
-            await client.ReceiveAsync(one, SocketFlags.None, ended.Token);
+            await client.ReceiveAsync(one, SocketFlags.Peek, ended.Token);
         }
         catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
         {
@@ -566,7 +584,7 @@ public sealed class FakeKubeApi : IDisposable
         w.WriteEndObject();
     });
 
-    private static async Task WriteChunk(NetworkStream stream, byte[] data, CancellationToken ct)
+    private static async Task WriteChunk(Stream stream, byte[] data, CancellationToken ct)
     {
         var size = Encoding.ASCII.GetBytes($"{data.Length:x}\r\n");
         var chunk = new byte[size.Length + data.Length + 2];
@@ -586,10 +604,10 @@ public sealed class FakeKubeApi : IDisposable
             (close ? "Connection: close\r\n" : "") +
             "\r\n");
 
-    private Task<bool> Respond(NetworkStream stream, int code, string reason, string message, bool close, string? name = null) =>
+    private Task<bool> Respond(Stream stream, int code, string reason, string message, bool close, string? name = null) =>
         Respond(stream, code, Json(w => WriteStatus(w, code, reason, message, name)), close);
 
-    private async Task<bool> Respond(NetworkStream stream, int code, byte[] body, bool close)
+    private async Task<bool> Respond(Stream stream, int code, byte[] body, bool close)
     {
         var phrase = code switch
         {
@@ -622,8 +640,9 @@ public sealed class FakeKubeApi : IDisposable
 /// <summary>Writes the kubeconfig an agent or KubernetesClient reads: one cluster, one context, an optional bearer token.</summary>
 public static class Kubeconfig
 {
-    public static void Write(string path, Uri server, string? token = null)
+    public static void Write(string path, Uri server, string? token = null, string? caPem = null)
     {
+        var ca = caPem is null ? "" : $"    certificate-authority-data: {Convert.ToBase64String(Encoding.ASCII.GetBytes(caPem))}\n";
         // Without a token the context names no user: KubernetesClient then sends no credentials.
         var user = token is null ? "" : "    user: podbridge-test\n";
         var users = token is null
@@ -636,6 +655,7 @@ public static class Kubeconfig
             "- name: podbridge-test\n" +
             "  cluster:\n" +
             $"    server: \"{server.GetLeftPart(UriPartial.Authority)}\"\n" +
+            ca +
             "contexts:\n" +
             "- name: podbridge-test\n" +
             "  context:\n" +
@@ -644,4 +664,46 @@ public static class Kubeconfig
             "current-context: podbridge-test\n" +
             users);
     }
+}
+
+/// <summary>
+/// A throw-away CA and a server certificate it signed for 127.0.0.1 and ::1 (what a kubeconfig's
+/// certificate-authority-data and an API server's serving certificate are).
+/// </summary>
+public sealed class FakeKubeApiTls : IDisposable
+{
+    private FakeKubeApiTls(X509Certificate2 server, string caPem) => (Server, CaPem) = (server, caPem);
+
+    public X509Certificate2 Server { get; }
+    public string CaPem { get; }
+
+    public static FakeKubeApiTls Create()
+    {
+        var notBefore = DateTimeOffset.UtcNow.AddMinutes(-5);
+        var notAfter = DateTimeOffset.UtcNow.AddDays(1);
+        using var caKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var caRequest = new CertificateRequest("CN=podbridge-test-ca", caKey, HashAlgorithmName.SHA256);
+        caRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+        caRequest.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+        caRequest.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(caRequest.PublicKey, false));
+        using var ca = caRequest.CreateSelfSigned(notBefore, notAfter);
+
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=kube-apiserver", key, HashAlgorithmName.SHA256);
+        var san = new SubjectAlternativeNameBuilder();
+        san.AddIpAddress(IPAddress.Loopback);
+        san.AddIpAddress(IPAddress.IPv6Loopback);
+        san.AddDnsName("localhost");
+        request.CertificateExtensions.Add(san.Build());
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));   // serverAuth
+        using var signed = request.Create(ca, notBefore, notAfter, RandomNumberGenerator.GetBytes(8));
+        using var withKey = signed.CopyWithPrivateKey(key);
+        // Re-imported so the key is usable by SslStream on every platform (an ephemeral key is not on all).
+        var server = X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), null);
+        return new FakeKubeApiTls(server, ca.ExportCertificatePem());
+    }
+
+    public void Dispose() => Server.Dispose();
 }
