@@ -172,13 +172,22 @@ public sealed class ImageTests(NodeImage image, ITestOutputHelper output) : ICla
 
         try
         {
+            // A reader, as kubelet exec'ing the plugin, sees the old podbridge or the new one, whole: never a
+            // missing, empty or half-written file.
+            var podbridge = await File.ReadAllBytesAsync(NodeImage.SourceOf("podbridge"));
+            var oldBytes = await File.ReadAllBytesAsync(Path.Combine(bin, "podbridge"));
+            var binaryReads = await Observe(Path.Combine(bin, "podbridge"), b => b is null ? "missing"
+                : b.AsSpan().SequenceEqual(podbridge) ? "new" : b.AsSpan().SequenceEqual(oldBytes) ? "old" : $"{b.Length} other bytes");
+
             var started = Stopwatch.StartNew();
             (await image.Podman.Podman([.. run])).EnsureOk();
 
             // Binaries first, conflist only once the node has a podCIDR; not ready until then.
-            var podbridge = await File.ReadAllBytesAsync(NodeImage.SourceOf("podbridge"));
             await Until(() => File.Exists(Path.Combine(bin, "loopback")) && File.ReadAllBytes(Path.Combine(bin, "podbridge")).SequenceEqual(podbridge),
                 "binaries installed", name);
+            var seen = await binaryReads;
+            output.WriteLine($"reads of podbridge during the install: {string.Join(", ", seen.Select(kv => $"{kv.Key} {kv.Value}"))}");
+            Assert.Equal(["new", "old"], seen.Keys.Order());
             var (status, body) = await Until(() => Healthz(netns, healthzPort), "healthz answering", name);
             Assert.Equal(503, status);
             output.WriteLine($"before podCIDRs: /healthz {status} {body.Trim()}");
@@ -231,9 +240,23 @@ public sealed class ImageTests(NodeImage image, ITestOutputHelper output) : ICla
             Assert.True(api.Requests.Count > requestsBefore, "the restarted agent never asked the API server");
             Assert.Equal(before, Snapshot(bin, conf));
 
-            // A podCIDR change rewrites the conflist, again by rename.
+            // A podCIDR change rewrites the conflist, again by rename: readers see the old or the new document.
+            var conflistReads = await Observe(conflistPath, b =>
+            {
+                if (b is null) return "missing";
+                try
+                {
+                    var subnet = (string?)JsonNode.Parse(b)!["plugins"]![0]!["ipam"]!["ranges"]![0]![0]!["subnet"];
+                    return subnet == "10.244.9.0/24" ? "new" : subnet == "10.244.7.0/24" ? "old" : $"subnet {subnet}";
+                }
+                catch (System.Text.Json.JsonException)
+                {
+                    return $"{b.Length} bytes of broken JSON";
+                }
+            });
             api.UpdateNode(node, podCidrs: ["10.244.9.0/24"]);
-            await Until(() => File.ReadAllText(conflistPath).Contains("10.244.9.0/24"), "conflist rewritten", name);
+            var rewrites = await conflistReads;
+            Assert.Equal(["new", "old"], rewrites.Keys.Order());
             Assert.NotEqual(before[conflistPath].Inode, Identity(conflistPath).Inode);
             Assert.Equal([Path.GetFileName(conflistPath)], Names(conf));
         }
@@ -246,6 +269,33 @@ public sealed class ImageTests(NodeImage image, ITestOutputHelper output) : ICla
             await image.Podman.Podman("rm", "--force", "--time", "0", name);
             RunScope.TryDeleteDirectory(host);
         }
+    }
+
+    /// <summary>
+    /// Reads <paramref name="path"/> in a loop on a thread of its own until <paramref name="classify"/> says "new"
+    /// (or 60 s pass); returns how often each class was seen. The content is null while the file does not exist.
+    /// </summary>
+    private static async Task<Task<Dictionary<string, int>>> Observe(string path, Func<byte[]?, string> classify)
+    {
+        var firstRead = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var reads = Task.Factory.StartNew(() =>
+        {
+            var seen = new Dictionary<string, int>();
+            var deadline = Stopwatch.StartNew();
+            while (deadline.Elapsed < TimeSpan.FromSeconds(60))
+            {
+                byte[]? content;
+                try { content = File.ReadAllBytes(path); }
+                catch (FileNotFoundException) { content = null; }
+                var key = classify(content);
+                seen[key] = seen.GetValueOrDefault(key) + 1;
+                firstRead.TrySetResult();
+                if (key == "new") break;
+            }
+            return seen;
+        }, TaskCreationOptions.LongRunning);
+        await firstRead.Task;   // the reader is running before the caller changes anything
+        return reads;
     }
 
     private async Task<string> Logs(string container)
