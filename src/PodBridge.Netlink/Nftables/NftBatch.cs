@@ -123,13 +123,14 @@ public sealed class NftBatch(NftFamily family)
                     w.WriteString(ChainAttr.Table, c.Table);
                     w.WriteString(ChainAttr.Name, c.Name);
                     if (c.Hook is not { } hook) return;
+                    // nft's attribute order, so the bytes compare with an strace of nft.
+                    w.WriteString(ChainAttr.Type, hook.Type);
+                    NftExpr.WriteBe32(ref w, ChainAttr.Policy, 1); // NF_ACCEPT
                     using (w.BeginNested(ChainAttr.Hook))
                     {
                         NftExpr.WriteBe32(ref w, HookAttr.HookNum, (uint)hook.Hook);
                         NftExpr.WriteBe32(ref w, HookAttr.Priority, (uint)hook.Priority);
                     }
-                    NftExpr.WriteBe32(ref w, ChainAttr.Policy, 1); // NF_ACCEPT
-                    w.WriteString(ChainAttr.Type, hook.Type);
                 });
             case AddRuleOp r:
                 return Message(buffer, NfNetlink.Type(NftMsg.NewRule), NewFlags | MessageFlags.Append, family, seq, 0, (ref NetlinkWriter w) =>
