@@ -37,6 +37,7 @@ public sealed class NftBatch(NftFamily family)
     private sealed record DeleteTableOp(string Name) : Op;
     private sealed record AddChainOp(string Table, string Name, NftHook? Hook) : Op;
     private sealed record AddRuleOp(string Table, string Chain, NftExpr[] Expressions) : Op;
+    private sealed record FlushChainOp(string Table, string Chain) : Op;
     private sealed record AddSetOp(string Table, string Name, AddressFamily KeyFamily, uint Id) : Op;
     private sealed record ElementsOp(bool Add, string Table, string Set, uint SetId, byte[][] Keys) : Op;
 
@@ -51,6 +52,9 @@ public sealed class NftBatch(NftFamily family)
 
     /// <summary>`add rule`: appended to the chain.</summary>
     public NftBatch AddRule(string table, string chain, params NftExpr[] expressions) => Add(new AddRuleOp(table, chain, expressions));
+
+    /// <summary>`flush chain`: NFT_MSG_DELRULE naming only the chain deletes every rule in it.</summary>
+    public NftBatch FlushChain(string table, string chain) => Add(new FlushChainOp(table, chain));
 
     /// <summary>`add set` of IPv4 or IPv6 addresses (hash, no intervals). Returns the set id a lookup in this batch refers to it by.</summary>
     public uint AddSet(string table, string name, AddressFamily keyFamily)
@@ -148,6 +152,12 @@ public sealed class NftBatch(NftFamily family)
                             }
                         }
                     }
+                });
+            case FlushChainOp f:
+                return Message(buffer, NfNetlink.Type(NftMsg.DelRule), DelFlags, family, seq, 0, (ref NetlinkWriter w) =>
+                {
+                    w.WriteString(RuleAttr.Table, f.Table);
+                    w.WriteString(RuleAttr.Chain, f.Chain);
                 });
             case AddSetOp s:
                 return Message(buffer, NfNetlink.Type(NftMsg.NewSet), NewFlags, family, seq, 0, (ref NetlinkWriter w) =>

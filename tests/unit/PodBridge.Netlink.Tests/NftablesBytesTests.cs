@@ -148,6 +148,16 @@ public class NftablesBytesTests
     }
 
     [Fact]
+    public void Flushing_a_chain_is_a_rule_delete_naming_only_the_chain()
+    {
+        var expected = Hex(Begin0 +
+            "24000000 080a 0500 01000000 00000000 01 00 0000" +  // NFT_MSG_DELRULE, REQUEST|ACK
+            "0600 0100 74000000 0600 0200 63000000" +            // NFTA_RULE_TABLE "t", NFTA_RULE_CHAIN "c"
+            End(2));
+        Assert.Equal(Convert.ToHexStringLower(expected), Convert.ToHexStringLower(Encode(new NftBatch(NftFamily.Inet).FlushChain("t", "c"))));
+    }
+
+    [Fact]
     public void A_table_reply_is_read_back_with_its_userdata()
     {
         // NFT_MSG_NEWTABLE as the kernel answers GETTABLE: name, flags, use, handle, userdata.

@@ -97,6 +97,12 @@ public sealed class NftablesKernelTests : IDisposable
             .. NftMatch.Address(source: false, IPNetwork.Parse("10.85.0.0/16"), negate: true), new NftMasquerade()]);
         nft.Commit(batch);
         nft.Commit(new NftBatch(NftFamily.Inet).DeleteElements("pbtest", "pods", [IPAddress.Parse("10.85.0.2")]));
+        Assert.Single(nft.ListRules(NftFamily.Inet, "pbtest"));
+        nft.Commit(new NftBatch(NftFamily.Inet).FlushChain("pbtest", "masq"));
+        Assert.Empty(nft.ListRules(NftFamily.Inet, "pbtest"));
+        nft.Commit(new NftBatch(NftFamily.Inet).AddRule("pbtest", "masq", [.. NftMatch.Family(AddressFamily.InterNetwork),
+            .. NftMatch.AddressInSet(AddressFamily.InterNetwork, source: true, "pods"),
+            .. NftMatch.Address(source: false, IPNetwork.Parse("10.85.0.0/16"), negate: true), new NftMasquerade()]));
 
         var listed = Nft("list", "table", "inet", "pbtest");
         Assert.Contains("elements = { 10.85.0.3 }", listed);
