@@ -59,6 +59,7 @@ public sealed class AgentLifecycleTests(ITestOutputHelper output)
         Assert.DoesNotContain("installed", restarted.ReadLog());
         Assert.DoesNotContain("wrote", restarted.ReadLog());
         Assert.DoesNotContain("masquerade: table", restarted.ReadLog());
+        Assert.DoesNotContain(" added", restarted.ReadLog());
     }
 
     [Fact]
@@ -93,7 +94,7 @@ public sealed class AgentLifecycleTests(ITestOutputHelper output)
         var agent = cluster.StartAgent(node, "--source-dir", Binaries.PodBridgeDir);
         await cluster.WaitFor("the agent waiting", () => Task.FromResult(agent.ReadLog().Contains("has no spec.podCIDRs yet")));
         Assert.False(File.Exists(node.ConflistPath));
-        Assert.Equal(503, node.Healthz(AgentProcess.HealthzPort));
+        await cluster.WaitFor("healthz 503", () => Task.FromResult(node.Healthz(AgentProcess.HealthzPort) == 503));
 
         cluster.Api.UpdateNode(node.Name, podCidrs: [SimulatedCluster.PodCidrV4(1)]);
         var written = await cluster.WaitFor("the conflist", () => Task.FromResult(File.Exists(node.ConflistPath)));
