@@ -62,10 +62,11 @@ public sealed class Agent(AgentOptions options, Action<string> log)
             if (stop.IsCancellationRequested) return;
             Reconcile(DesiredState.From(options.NodeName, _nodes, log));
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or PodBridge.Netlink.NetlinkException)
+        catch (Exception e) when (e is not OperationCanceledException)
         {
-            // The next change or the resync tries again; a failing step must not kill the agent (and the pods' routes).
-            log($"reconcile failed: {e.Message}");
+            // The reconcile boundary: the next change or the resync tries again. Whatever one Node object or one
+            // kernel call did wrong must not kill the agent, which would stop routing for every other node too.
+            log($"reconcile failed: {e.GetType().Name}: {e.Message}");
         }
         finally
         {

@@ -17,12 +17,29 @@ public sealed class Healthz(int port, Action<string> log) : IDisposable
     public void SetReady() => _ready = true;
     public void SetWaiting(string reason) { _reason = reason; }
 
+    /// <summary>
+    /// Serves in the background. A port in use (another agent on this node, e.g. the old pod of a rolling update)
+    /// is retried every few seconds instead of failing: this agent then reports nothing until the other one is gone.
+    /// </summary>
     public void Start(CancellationToken stop)
     {
-        _listener.Start();
-        log($"healthz on http://127.0.0.1:{port}/healthz");
         _ = Task.Run(async () =>
         {
+            for (var attempt = 0; ; attempt++)
+            {
+                try
+                {
+                    _listener.Start();
+                    break;
+                }
+                catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse)
+                {
+                    if (attempt == 0) log($"healthz: 127.0.0.1:{port} is in use (another agent on this node?); retrying every 2 s");
+                    try { await Task.Delay(TimeSpan.FromSeconds(2), stop); }
+                    catch (OperationCanceledException) { return; }
+                }
+            }
+            log($"healthz on http://127.0.0.1:{port}/healthz");
             while (!stop.IsCancellationRequested)
             {
                 TcpClient client;

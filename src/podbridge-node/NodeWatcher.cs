@@ -44,9 +44,9 @@ public sealed class NodeWatcher(Kubernetes client, Action<string> log)
             {
                 return;
             }
-            catch (Exception e) when (e is HttpRequestException or IOException or JsonException or k8s.Autorest.HttpOperationException
-                                          or KubernetesException or TaskCanceledException)
+            catch (Exception e) when (e is not OperationCanceledException || !stop.IsCancellationRequested)
             {
+                // API server down, 401/403 (RBAC not applied yet), a malformed event: list again after a backoff.
                 log($"nodes list/watch: {e.Message}; retrying in {backoff.TotalSeconds:0.#} s");
                 try { await Task.Delay(backoff, stop).ConfigureAwait(false); }
                 catch (OperationCanceledException) { return; }

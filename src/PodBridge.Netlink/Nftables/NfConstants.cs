@@ -23,6 +23,7 @@ internal static class NftMsg
     public const byte GetChain = 4;              // NFT_MSG_GETCHAIN
     public const byte NewRule = 6;               // NFT_MSG_NEWRULE
     public const byte GetRule = 7;               // NFT_MSG_GETRULE
+    public const byte DelRule = 8;               // NFT_MSG_DELRULE
     public const byte NewSet = 9;                // NFT_MSG_NEWSET
     public const byte NewSetElem = 12;           // NFT_MSG_NEWSETELEM
     public const byte DelSetElem = 14;           // NFT_MSG_DELSETELEM

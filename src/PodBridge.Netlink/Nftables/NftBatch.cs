@@ -37,6 +37,7 @@ public sealed class NftBatch(NftFamily family)
     private sealed record DeleteTableOp(string Name) : Op;
     private sealed record AddChainOp(string Table, string Name, NftHook? Hook) : Op;
     private sealed record AddRuleOp(string Table, string Chain, NftExpr[] Expressions) : Op;
+    private sealed record FlushChainOp(string Table, string Chain) : Op;
     private sealed record AddSetOp(string Table, string Name, AddressFamily KeyFamily, uint Id) : Op;
     private sealed record ElementsOp(bool Add, string Table, string Set, uint SetId, byte[][] Keys) : Op;
 
@@ -51,6 +52,9 @@ public sealed class NftBatch(NftFamily family)
 
     /// <summary>`add rule`: appended to the chain.</summary>
     public NftBatch AddRule(string table, string chain, params NftExpr[] expressions) => Add(new AddRuleOp(table, chain, expressions));
+
+    /// <summary>`flush chain`: NFT_MSG_DELRULE naming only the chain deletes every rule in it.</summary>
+    public NftBatch FlushChain(string table, string chain) => Add(new FlushChainOp(table, chain));
 
     /// <summary>`add set` of IPv4 or IPv6 addresses (hash, no intervals). Returns the set id a lookup in this batch refers to it by.</summary>
     public uint AddSet(string table, string name, AddressFamily keyFamily)
@@ -123,13 +127,14 @@ public sealed class NftBatch(NftFamily family)
                     w.WriteString(ChainAttr.Table, c.Table);
                     w.WriteString(ChainAttr.Name, c.Name);
                     if (c.Hook is not { } hook) return;
+                    // nft's attribute order, so the bytes compare with an strace of nft.
+                    w.WriteString(ChainAttr.Type, hook.Type);
+                    NftExpr.WriteBe32(ref w, ChainAttr.Policy, 1); // NF_ACCEPT
                     using (w.BeginNested(ChainAttr.Hook))
                     {
                         NftExpr.WriteBe32(ref w, HookAttr.HookNum, (uint)hook.Hook);
                         NftExpr.WriteBe32(ref w, HookAttr.Priority, (uint)hook.Priority);
                     }
-                    NftExpr.WriteBe32(ref w, ChainAttr.Policy, 1); // NF_ACCEPT
-                    w.WriteString(ChainAttr.Type, hook.Type);
                 });
             case AddRuleOp r:
                 return Message(buffer, NfNetlink.Type(NftMsg.NewRule), NewFlags | MessageFlags.Append, family, seq, 0, (ref NetlinkWriter w) =>
@@ -147,6 +152,12 @@ public sealed class NftBatch(NftFamily family)
                             }
                         }
                     }
+                });
+            case FlushChainOp f:
+                return Message(buffer, NfNetlink.Type(NftMsg.DelRule), DelFlags, family, seq, 0, (ref NetlinkWriter w) =>
+                {
+                    w.WriteString(RuleAttr.Table, f.Table);
+                    w.WriteString(RuleAttr.Chain, f.Chain);
                 });
             case AddSetOp s:
                 return Message(buffer, NfNetlink.Type(NftMsg.NewSet), NewFlags, family, seq, 0, (ref NetlinkWriter w) =>

@@ -37,8 +37,9 @@ public sealed record NftMeta(NftMetaKey Key) : NftExpr
     internal override string Name => "meta";
     internal override void WriteData(ref NetlinkWriter w)
     {
-        WriteBe32(ref w, ExprFields.MetaDreg, NftReg.R1);
+        // nft's order (key, then register), so the bytes compare with an strace of nft.
         WriteBe32(ref w, ExprFields.MetaKey, (uint)Key);
+        WriteBe32(ref w, ExprFields.MetaDreg, NftReg.R1);
     }
 }
 
@@ -155,21 +156,26 @@ public static class NftMatch
     public static NftExpr[] Family(AddressFamily family) =>
         [new NftMeta(NftMetaKey.NfProto), new NftCmp(NftCmpOp.Eq, [(byte)(family == AddressFamily.InterNetwork ? NftFamily.Ip : NftFamily.Ip6)])];
 
-    /// <summary>`ip|ip6 saddr|daddr [!=] NETWORK`; a full-length prefix skips the mask, as nft does.</summary>
+    /// <summary>
+    /// `ip|ip6 saddr|daddr [!=] NETWORK`, compiled as nft 1.0 compiles it: a prefix of whole bytes loads and
+    /// compares just those bytes; any other prefix loads the whole address and masks it first.
+    /// </summary>
     public static NftExpr[] Address(bool source, IPNetwork network, bool negate = false)
     {
         var v4 = network.BaseAddress.AddressFamily == AddressFamily.InterNetwork;
-        var length = v4 ? 4u : 16u;
+        var length = v4 ? 4 : 16;
         // IPv4: saddr at 12, daddr at 16; IPv6: saddr at 8, daddr at 24.
         var offset = v4 ? (source ? 12u : 16u) : (source ? 8u : 24u);
+        var prefix = network.PrefixLength;
+        if (prefix == 0) throw new ArgumentException("a /0 network matches every address; leave the match out", nameof(network));
         var value = network.BaseAddress.GetAddressBytes();
         var op = negate ? NftCmpOp.Neq : NftCmpOp.Eq;
-        if (network.PrefixLength == length * 8)
-            return [new NftPayload(NftPayloadBase.Network, offset, length), new NftCmp(op, value)];
+        if (prefix % 8 == 0)
+            return [new NftPayload(NftPayloadBase.Network, offset, (uint)(prefix / 8)), new NftCmp(op, value[..(prefix / 8)])];
         var mask = new byte[length];
-        for (var bit = 0; bit < network.PrefixLength; bit++) mask[bit / 8] |= (byte)(0x80 >> (bit % 8));
+        for (var bit = 0; bit < prefix; bit++) mask[bit / 8] |= (byte)(0x80 >> (bit % 8));
         for (var i = 0; i < value.Length; i++) value[i] &= mask[i];
-        return [new NftPayload(NftPayloadBase.Network, offset, length), new NftBitwise(mask), new NftCmp(op, value)];
+        return [new NftPayload(NftPayloadBase.Network, offset, (uint)length), new NftBitwise(mask), new NftCmp(op, value)];
     }
 
     /// <summary>`ip|ip6 saddr|daddr [!=] @set`.</summary>
