@@ -77,7 +77,8 @@ mkdir -p "$RESULTS"
 if [[ $RUN_INTEGRATION -eq 1 && $PUBLISH -eq 1 ]]; then
     # Remove the old binaries first: a failed publish must not leave stale ones for the tests to pass on.
     rm -f "$REPO/artifacts/bin/podbridge" "$REPO/artifacts/bin/podbridge-ipam"
-    for project in src/cni-plugin/podbridge src/ipam/podbridge-ipam; do
+    rm -f "$REPO/artifacts/bin/podbridge-node"
+    for project in src/cni-plugin/podbridge src/ipam/podbridge-ipam src/podbridge-node; do
         say "dotnet publish $project -> artifacts/bin"
         if ! dotnet publish "$project" -c Release -o "$REPO/artifacts/bin" --nologo; then
             echo "test.sh: publishing $project failed" >&2

@@ -41,9 +41,11 @@ public sealed record AddressInfo(
 /// <summary>A route to add to the main table.</summary>
 /// <param name="Destination">RTA_DST; the network address (the kernel rejects IPv4 host bits past the prefix).</param>
 /// <param name="Gateway">RTA_GATEWAY; null for an on-link route.</param>
-/// <param name="OutIndex">RTA_OIF.</param>
+/// <param name="OutIndex">RTA_OIF; 0 (only with a gateway) lets the kernel pick the link the gateway is on.</param>
 /// <param name="Scope">rtm_scope: 0 = RT_SCOPE_UNIVERSE, 253 = RT_SCOPE_LINK.</param>
-public sealed record RouteSpec(IPAddress Destination, int PrefixLength, IPAddress? Gateway, int OutIndex, byte Scope = 0);
+/// <param name="Protocol">rtm_protocol: who owns the route; 3 = RTPROT_BOOT. Owners find their routes by it.</param>
+public sealed record RouteSpec(IPAddress Destination, int PrefixLength, IPAddress? Gateway, int OutIndex, byte Scope = 0,
+    byte Protocol = 3);
 
 /// <summary>A route as RTM_NEWROUTE reports it.</summary>
 public sealed record RouteInfo(

@@ -206,12 +206,35 @@ public sealed partial class RtNetlinkSocket : IDisposable
     /// <summary>Adds a unicast route to the main table (protocol boot); an existing one fails with <see cref="Errno.EEXIST"/>.</summary>
     public void AddRoute(RouteSpec route)
     {
+        CheckRoute(route);
+        Ack(RtRequests.NewRoute(Request, route), new Operation("RTM_NEWROUTE", detail: route));
+    }
+
+    /// <summary>Adds the route, or replaces the main table's route to the same destination (NLM_F_REPLACE).</summary>
+    public void ReplaceRoute(RouteSpec route)
+    {
+        CheckRoute(route);
+        Ack(RtRequests.ReplaceRoute(Request, route), new Operation("RTM_NEWROUTE replace", detail: route));
+    }
+
+    /// <summary>
+    /// Deletes the route to <paramref name="route"/>'s destination whose rtm_protocol is <see cref="RouteSpec.Protocol"/>
+    /// (the kernel matches a non-zero protocol, so a route another owner added is never hit); false when there is none.
+    /// </summary>
+    public bool DeleteRoute(RouteSpec route)
+    {
         ArgumentNullException.ThrowIfNull(route);
         CheckPrefix(route.Destination, route.PrefixLength);
-        CheckIndex(route.OutIndex);
+        return TryAck(RtRequests.DeleteRoute(Request, route), new Operation("RTM_DELROUTE", detail: route), Errno.ESRCH);
+    }
+
+    private static void CheckRoute(RouteSpec route)
+    {
+        ArgumentNullException.ThrowIfNull(route);
+        CheckPrefix(route.Destination, route.PrefixLength);
+        if (route.OutIndex != 0 || route.Gateway is null) CheckIndex(route.OutIndex);
         if (route.Gateway is { } gw && gw.AddressFamily != route.Destination.AddressFamily)
             throw new ArgumentException($"gateway {gw} is not of the family of {route.Destination}", nameof(route));
-        Ack(RtRequests.NewRoute(Request, route), new Operation("RTM_NEWROUTE", detail: route));
     }
 
     /// <summary>The main table's routes of one family.</summary>

@@ -169,22 +169,30 @@ internal static partial class RtRequests
         return w.Finish();
     }
 
-    public static int NewRoute(Span<byte> buffer, RouteSpec route)
+    public static int NewRoute(Span<byte> buffer, RouteSpec route) => Route(buffer, MessageType.NewRoute, Create, route);
+
+    /// <summary>NLM_F_REPLACE: one message moves an existing route to a new gateway, no window without it.</summary>
+    public static int ReplaceRoute(Span<byte> buffer, RouteSpec route) =>
+        Route(buffer, MessageType.NewRoute, Request | Ack | MessageFlags.Create | MessageFlags.Replace, route);
+
+    public static int DeleteRoute(Span<byte> buffer, RouteSpec route) => Route(buffer, MessageType.DelRoute, Request | Ack, route);
+
+    private static int Route(Span<byte> buffer, ushort type, ushort flags, RouteSpec route)
     {
         var v4 = route.Destination.AddressFamily == AddressFamily.InterNetwork;
-        var w = Begin(buffer, MessageType.NewRoute, Create, new RtMsg
+        var w = Begin(buffer, type, flags, new RtMsg
         {
             Family = v4 ? Family.Inet : Family.Inet6,
             DstLength = (byte)route.PrefixLength,
             Table = RouteTable.Main,
-            Protocol = RouteProtocol.Boot,
+            Protocol = route.Protocol,
             Scope = route.Scope,
             Type = RouteType.Unicast,
         });
         // A default route carries no RTA_DST, as iproute2 sends it.
         if (route.PrefixLength > 0) w.WriteAddress(RouteAttr.Dst, route.Destination);
         if (route.Gateway is { } gateway) w.WriteAddress(RouteAttr.Gateway, gateway);
-        w.WriteU32(RouteAttr.Oif, (uint)route.OutIndex);
+        if (route.OutIndex != 0) w.WriteU32(RouteAttr.Oif, (uint)route.OutIndex);
         return w.Finish();
     }
 

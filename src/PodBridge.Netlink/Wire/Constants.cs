@@ -6,6 +6,7 @@ namespace PodBridge.Netlink.Wire;
 internal static class NetlinkProtocol
 {
     public const int Route = 0;             // NETLINK_ROUTE
+    public const int Netfilter = 12;        // NETLINK_NETFILTER
     public const int SolNetlink = 270;      // SOL_NETLINK
     public const int CapAck = 10;           // NETLINK_CAP_ACK: errors do not echo our request back
     public const int ExtAck = 11;           // NETLINK_EXT_ACK: errors carry a text message
@@ -40,6 +41,7 @@ internal static class MessageFlags
     public const ushort Replace = 0x100;    // NLM_F_REPLACE
     public const ushort Excl = 0x200;       // NLM_F_EXCL
     public const ushort Create = 0x400;     // NLM_F_CREATE
+    public const ushort Append = 0x800;     // NLM_F_APPEND (new rules go at the end of the chain)
     public const ushort Capped = 0x100;     // NLM_F_CAPPED (on NLMSG_ERROR): request payload not echoed
     public const ushort AckTlvs = 0x200;    // NLM_F_ACK_TLVS (on NLMSG_ERROR/DONE): extended ack attributes follow
 }

@@ -35,9 +35,12 @@ internal sealed unsafe class KernelTransport : INetlinkTransport
     public uint PortId { get; }
 
     /// <summary>Opens the socket in the calling thread's network namespace.</summary>
-    public static KernelTransport Open()
+    public static KernelTransport Open() => Open(NetlinkProtocol.Route);
+
+    /// <summary>Opens a socket of <paramref name="protocol"/> (NETLINK_ROUTE, NETLINK_NETFILTER) in the calling thread's namespace.</summary>
+    public static KernelTransport Open(int protocol)
     {
-        var fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NetlinkProtocol.Route);
+        var fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
         if (fd < 0) throw Errno.FromLast(new Operation("socket(AF_NETLINK)"));
         var handle = new SafeFd(fd);
         try

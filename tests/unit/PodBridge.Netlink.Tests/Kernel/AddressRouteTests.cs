@@ -135,6 +135,28 @@ public sealed class AddressRouteTests : IDisposable
     }
 
     [Fact]
+    public void Routes_of_an_owner_protocol_are_replaced_and_deleted_without_touching_another_owners_route()
+    {
+        _pod.AddAddress(_eth0, PodV4, 24, noDad: false);
+        var mine = new RouteSpec(IPAddress.Parse("10.250.0.0"), 24, IPAddress.Parse("10.244.1.7"), 0, Protocol: 147);
+        _pod.AddRoute(mine); // no OutIndex: the kernel picks eth0, where the gateway is
+        _pod.AddRoute(new RouteSpec(IPAddress.Parse("10.251.0.0"), 24, IPAddress.Parse("10.244.1.8"), _eth0)); // boot
+
+        _pod.ReplaceRoute(mine with { Gateway = IPAddress.Parse("10.244.1.9") });
+        var routes = _pod.ListRoutes(AddressFamily.InterNetwork);
+        Assert.Contains(new RouteInfo(IPAddress.Parse("10.250.0.0"), 24, IPAddress.Parse("10.244.1.9"), _eth0, 0, 254, 147), routes);
+        Assert.Equal("10.244.1.9", Assert.Single(_podNs.Json("route", "show", "proto", "147").EnumerateArray()).GetProperty("gateway").GetString());
+
+        // A delete naming our protocol does not hit the boot route to the same kind of prefix, nor a missing one.
+        Assert.False(_pod.DeleteRoute(new RouteSpec(IPAddress.Parse("10.251.0.0"), 24, null, 0, Protocol: 147)));
+        Assert.True(_pod.DeleteRoute(new RouteSpec(IPAddress.Parse("10.250.0.0"), 24, null, 0, Protocol: 147)));
+        Assert.False(_pod.DeleteRoute(new RouteSpec(IPAddress.Parse("10.250.0.0"), 24, null, 0, Protocol: 147)));
+        routes = _pod.ListRoutes(AddressFamily.InterNetwork);
+        Assert.DoesNotContain(routes, r => r.Protocol == 147);
+        Assert.Contains(routes, r => r.Destination.Equals(IPAddress.Parse("10.251.0.0")) && r.Protocol == 3);
+    }
+
+    [Fact]
     public void DuplicateRoute_FailsWithEexist()
     {
         var route = new RouteSpec(IPAddress.Parse("10.96.0.0"), 12, null, _eth0, Scope: 253);
