@@ -51,6 +51,7 @@ public sealed class ClusterTests(ThreeNodeCluster fixture, ITestOutputHelper out
     public async Task Each_node_gets_a_conflist_with_its_pod_cidrs_and_routes_to_the_other_nodes()
     {
         output.WriteLine($"agent start -> conflist written: {string.Join(", ", fixture.StartToConflist.Select(t => $"{t.TotalMilliseconds:0} ms"))}");
+        output.WriteLine(Cluster.AgentLogs());
         foreach (var node in Cluster.Nodes)
         {
             var text = await File.ReadAllTextAsync(node.ConflistPath);

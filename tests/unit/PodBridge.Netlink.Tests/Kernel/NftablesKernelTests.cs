@@ -98,6 +98,8 @@ public sealed class NftablesKernelTests : IDisposable
         nft.Commit(batch);
         nft.Commit(new NftBatch(NftFamily.Inet).DeleteElements("pbtest", "pods", [IPAddress.Parse("10.85.0.2")]));
         Assert.Single(nft.ListRules(NftFamily.Inet, "pbtest"));
+        Assert.Equal([IPAddress.Parse("10.85.0.3")], nft.ListSetElements(NftFamily.Inet, "pbtest", "pods"));
+        Assert.Null(nft.ListSetElements(NftFamily.Inet, "pbtest", "nosuchset"));
         nft.Commit(new NftBatch(NftFamily.Inet).FlushChain("pbtest", "masq"));
         Assert.Empty(nft.ListRules(NftFamily.Inet, "pbtest"));
         nft.Commit(new NftBatch(NftFamily.Inet).AddRule("pbtest", "masq", [.. NftMatch.Family(AddressFamily.InterNetwork),
