@@ -26,6 +26,7 @@ internal static class NftMsg
     public const byte DelRule = 8;               // NFT_MSG_DELRULE
     public const byte NewSet = 9;                // NFT_MSG_NEWSET
     public const byte NewSetElem = 12;           // NFT_MSG_NEWSETELEM
+    public const byte GetSetElem = 13;           // NFT_MSG_GETSETELEM
     public const byte DelSetElem = 14;           // NFT_MSG_DELSETELEM
 }
 

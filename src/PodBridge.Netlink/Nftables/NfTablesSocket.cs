@@ -106,6 +106,49 @@ public sealed class NfTablesSocket : IDisposable
         return Exchange(buffer.AsSpan(0, length), ReplyKind.Dump, ParseRule, $"NFT_MSG_GETRULE dump {table}") ?? [];
     }
 
+    /// <summary>
+    /// The addresses in an address set (what `nft list set` shows; the plugin's CHECK asks whether a pod's address is
+    /// there); null when the table or set does not exist.
+    /// </summary>
+    public IReadOnlyList<System.Net.IPAddress>? ListSetElements(NftFamily family, string table, string set)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(table);
+        ArgumentException.ThrowIfNullOrEmpty(set);
+        var buffer = new byte[512];
+        var length = NftBatch.Message(buffer, NfNetlink.Type(NftMsg.GetSetElem), MessageFlags.Request | MessageFlags.Dump, (byte)family,
+            ++_seq, 0, (ref NetlinkWriter w) =>
+            {
+                w.WriteString(SetElemListAttr.Table, table);
+                w.WriteString(SetElemListAttr.Set, set);
+            });
+        var batches = Exchange(buffer.AsSpan(0, length), ReplyKind.Dump, ParseSetElements, $"NFT_MSG_GETSETELEM dump {table} {set}");
+        return batches?.SelectMany(b => b).ToList();
+    }
+
+    internal static List<System.Net.IPAddress>? ParseSetElements(in NetlinkMessage message)
+    {
+        if (message.Type != NfNetlink.Type(NftMsg.NewSetElem) || message.Payload.Length < 4) return null;
+        var result = new List<System.Net.IPAddress>();
+        var attributes = new AttributeReader(message.Payload[4..]);
+        while (attributes.TryRead(out var a))
+        {
+            if (a.Type != SetElemListAttr.Elements) continue;
+            var elements = a.Nested;
+            while (elements.TryRead(out var element))
+            {
+                var fields = element.Nested;
+                while (fields.TryRead(out var field))
+                {
+                    if (field.Type != SetElemAttr.Key) continue;
+                    var data = field.Nested;
+                    while (data.TryRead(out var value))
+                        if (value.Type == DataAttr.Value && value.Value.Length is 4 or 16) result.Add(new System.Net.IPAddress(value.Value));
+                }
+            }
+        }
+        return result;
+    }
+
     private delegate T? Parser<T>(in NetlinkMessage message) where T : class;
 
     /// <returns>null when the kernel answered ENOENT (no such table).</returns>

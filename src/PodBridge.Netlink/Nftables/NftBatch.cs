@@ -36,7 +36,7 @@ public sealed class NftBatch(NftFamily family)
     private sealed record AddTableOp(string Name, byte[]? UserData) : Op;
     private sealed record DeleteTableOp(string Name) : Op;
     private sealed record AddChainOp(string Table, string Name, NftHook? Hook) : Op;
-    private sealed record AddRuleOp(string Table, string Chain, NftExpr[] Expressions) : Op;
+    private sealed record AddRuleOp(string Table, string Chain, NftExpr[] Expressions, string? Comment = null) : Op;
     private sealed record FlushChainOp(string Table, string Chain) : Op;
     private sealed record AddSetOp(string Table, string Name, AddressFamily KeyFamily, uint Id) : Op;
     private sealed record ElementsOp(bool Add, string Table, string Set, uint SetId, byte[][] Keys) : Op;
@@ -52,6 +52,14 @@ public sealed class NftBatch(NftFamily family)
 
     /// <summary>`add rule`: appended to the chain.</summary>
     public NftBatch AddRule(string table, string chain, params NftExpr[] expressions) => Add(new AddRuleOp(table, chain, expressions));
+
+    /// <summary>`add rule ... comment "TEXT"`: the comment goes into NFTA_RULE_USERDATA the way nft writes it, so `nft list` shows it.</summary>
+    public NftBatch AddRule(string table, string chain, string comment, params NftExpr[] expressions)
+    {
+        // nft's udata TLV: u8 type NFTNL_UDATA_RULE_COMMENT (0), u8 length, the NUL-terminated text.
+        if (System.Text.Encoding.UTF8.GetByteCount(comment) > 127) throw new ArgumentException("nft comments are at most 127 bytes", nameof(comment));
+        return Add(new AddRuleOp(table, chain, expressions, comment));
+    }
 
     /// <summary>`flush chain`: NFT_MSG_DELRULE naming only the chain deletes every rule in it.</summary>
     public NftBatch FlushChain(string table, string chain) => Add(new FlushChainOp(table, chain));
@@ -141,6 +149,15 @@ public sealed class NftBatch(NftFamily family)
                 {
                     w.WriteString(RuleAttr.Table, r.Table);
                     w.WriteString(RuleAttr.Chain, r.Chain);
+                    if (r.Comment is { } comment)
+                    {
+                        var text = System.Text.Encoding.UTF8.GetBytes(comment);
+                        var udata = new byte[text.Length + 3];
+                        udata[0] = 0;                          // NFTNL_UDATA_RULE_COMMENT
+                        udata[1] = (byte)(text.Length + 1);
+                        text.CopyTo(udata, 2);
+                        w.WriteAttribute(RuleAttr.UserData, udata);
+                    }
                     using (w.BeginNested(RuleAttr.Expressions))
                     {
                         foreach (var expr in r.Expressions)

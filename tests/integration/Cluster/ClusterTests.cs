@@ -15,6 +15,7 @@ public sealed class ThreeNodeCluster : IAsyncLifetime
 {
     public SimulatedCluster Cluster { get; private set; } = null!;
     public List<TimeSpan> StartToConflist { get; } = [];
+    public const string NodesOwnPortmap = "#!/bin/sh\n# the node's own portmap\n";
 
     public async Task InitializeAsync()
     {
@@ -23,7 +24,14 @@ public sealed class ThreeNodeCluster : IAsyncLifetime
         {
             for (var i = 1; i <= 3; i++) Cluster.Register(await Cluster.AddNodeNamespace(i));
             await Cluster.AddOutside();
-            var agents = Cluster.Nodes.Select(n => Cluster.StartAgent(n, "--source-dir", Binaries.PodBridgeDir)).ToList();
+            // What the image carries: our binaries plus Debian's portmap and loopback. Node 3 has its own portmap,
+            // which must stay.
+            var source = Cluster.NewDir("source");
+            foreach (var (name, dir) in new[] { ("podbridge", Binaries.PodBridgeDir), ("podbridge-ipam", Binaries.PodBridgeDir),
+                         ("portmap", Binaries.ReferenceDir), ("loopback", Binaries.ReferenceDir) })
+                File.CreateSymbolicLink(Path.Combine(source, name), Binaries.Require(dir, name));
+            await File.WriteAllTextAsync(Path.Combine(Cluster.Nodes[2].BinDir, "portmap"), NodesOwnPortmap);
+            var agents = Cluster.Nodes.Select(n => Cluster.StartAgent(n, "--source-dir", source)).ToList();
             foreach (var agent in agents)
             {
                 await Cluster.WaitFor($"{agent.Node.Name}'s conflist", () => Task.FromResult(File.Exists(agent.Node.ConflistPath)));
@@ -51,6 +59,7 @@ public sealed class ClusterTests(ThreeNodeCluster fixture, ITestOutputHelper out
     public async Task Each_node_gets_a_conflist_with_its_pod_cidrs_and_routes_to_the_other_nodes()
     {
         output.WriteLine($"agent start -> conflist written: {string.Join(", ", fixture.StartToConflist.Select(t => $"{t.TotalMilliseconds:0} ms"))}");
+        output.WriteLine(Cluster.AgentLogs());
         foreach (var node in Cluster.Nodes)
         {
             var text = await File.ReadAllTextAsync(node.ConflistPath);
@@ -61,10 +70,19 @@ public sealed class ClusterTests(ThreeNodeCluster fixture, ITestOutputHelper out
             Assert.DoesNotContain("ipMasq", text);
             Assert.Equal(200, node.Healthz(AgentProcess.HealthzPort));
 
-            // The binaries landed in the node's bin dir, identical to the published ones.
+            // The binaries landed in the node's bin dir, identical to the published ones; portmap and loopback only
+            // where the node had none.
             foreach (var name in new[] { "podbridge", "podbridge-ipam" })
                 Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(Binaries.PodBridgeDir, name)),
                     await File.ReadAllBytesAsync(Path.Combine(node.BinDir, name)));
+            Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(Binaries.ReferenceDir, "loopback")),
+                await File.ReadAllBytesAsync(Path.Combine(node.BinDir, "loopback")));
+            if (node.Index == 3)
+                Assert.Equal(ThreeNodeCluster.NodesOwnPortmap, await File.ReadAllTextAsync(Path.Combine(node.BinDir, "portmap")));
+            else
+                Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(Binaries.ReferenceDir, "portmap")),
+                    await File.ReadAllBytesAsync(Path.Combine(node.BinDir, "portmap")));
+            Assert.Empty(Directory.GetFiles(node.BinDir, ".*")); // no temp file left behind
 
             var expected = Cluster.Nodes.Where(o => o != node)
                 .SelectMany(o => new[]
@@ -115,6 +133,7 @@ public sealed class ClusterTests(ThreeNodeCluster fixture, ITestOutputHelper out
         var before = new Dictionary<SimNode, string>();
         foreach (var node in Cluster.Nodes) before[node] = await node.AllRoutes();
 
+        var joinedAt = DateTime.UtcNow;
         Cluster.Api.AddNode(name, [SimulatedCluster.PodCidrV4(9)], SimulatedCluster.NodeV4(9));
         try
         {
@@ -124,7 +143,12 @@ public sealed class ClusterTests(ThreeNodeCluster fixture, ITestOutputHelper out
                     if (!(await node.AgentRoutes()).Contains(route)) return false;
                 return true;
             });
-            output.WriteLine($"node join -> routes present on all 3 nodes: {joined.TotalMilliseconds:0} ms");
+            output.WriteLine($"node join -> routes present on all 3 nodes: {joined.TotalMilliseconds:0} ms (polled with ip)");
+            // The agents' own log stamps, without the polling's cost: the last of the three "added" lines.
+            var added = Cluster.AgentLogs().Split('\n').Where(l => l.Contains($"route {SimulatedCluster.PodCidrV4(9)} via", StringComparison.Ordinal) && l.Contains(" added", StringComparison.Ordinal))
+                .Select(l => DateTime.Parse(l[..24], System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AdjustToUniversal | System.Globalization.DateTimeStyles.AssumeUniversal)).ToList();
+            Assert.Equal(3, added.Count);
+            output.WriteLine($"node join -> last agent's route added (agent log): {(added.Max() - joinedAt).TotalMilliseconds:0} ms");
             foreach (var node in Cluster.Nodes)
                 Assert.Contains($"ip daddr {SimulatedCluster.PodCidrV4(9)} return", await node.Ruleset());
         }

@@ -90,6 +90,14 @@ public sealed class SimulatedCluster : IAsyncDisposable
         return node;
     }
 
+    /// <summary>A temp dir removed with the cluster.</summary>
+    public string NewDir(string tag)
+    {
+        var dir = RunScope.NewTempDir(tag);
+        _dirs.Add(dir);
+        return dir;
+    }
+
     /// <summary>The API's Node object for <paramref name="node"/>: dual-stack pod CIDRs and InternalIPs.</summary>
     public void Register(SimNode node, bool withPodCidrs = true) =>
         Api.AddNode(node.Name, withPodCidrs ? [PodCidrV4(node.Index), PodCidrV6(node.Index)] : [], NodeV4(node.Index), NodeV6(node.Index));

@@ -98,15 +98,17 @@ public sealed class NftablesKernelTests : IDisposable
         nft.Commit(batch);
         nft.Commit(new NftBatch(NftFamily.Inet).DeleteElements("pbtest", "pods", [IPAddress.Parse("10.85.0.2")]));
         Assert.Single(nft.ListRules(NftFamily.Inet, "pbtest"));
+        Assert.Equal([IPAddress.Parse("10.85.0.3")], nft.ListSetElements(NftFamily.Inet, "pbtest", "pods"));
+        Assert.Null(nft.ListSetElements(NftFamily.Inet, "pbtest", "nosuchset"));
         nft.Commit(new NftBatch(NftFamily.Inet).FlushChain("pbtest", "masq"));
         Assert.Empty(nft.ListRules(NftFamily.Inet, "pbtest"));
-        nft.Commit(new NftBatch(NftFamily.Inet).AddRule("pbtest", "masq", [.. NftMatch.Family(AddressFamily.InterNetwork),
+        nft.Commit(new NftBatch(NftFamily.Inet).AddRule("pbtest", "masq", "podbridge: net1 10.85.0.0/16", [.. NftMatch.Family(AddressFamily.InterNetwork),
             .. NftMatch.AddressInSet(AddressFamily.InterNetwork, source: true, "pods"),
             .. NftMatch.Address(source: false, IPNetwork.Parse("10.85.0.0/16"), negate: true), new NftMasquerade()]));
 
         var listed = Nft("list", "table", "inet", "pbtest");
         Assert.Contains("elements = { 10.85.0.3 }", listed);
-        Assert.Contains("ip saddr @pods ip daddr != 10.85.0.0/16 masquerade", listed);
+        Assert.Contains("ip saddr @pods ip daddr != 10.85.0.0/16 masquerade comment \"podbridge: net1 10.85.0.0/16\"", listed);
     }
 
     public void Dispose() => _ns.Dispose();
