@@ -15,14 +15,16 @@ namespace PodBridge.Ipam;
 ///                    one address is held once)
 ///            owner = "network|containerID|ifname" (secondary index: DEL, duplicate check)
 ///   cursors  _id   = "network|rangeSetIndex", ip = last dynamically reserved address
-///   meta     _id   = "schema", v = schema version
+/// The schema version is the header's USER_VERSION pragma: an open checks it without loading a collection or
+/// parsing an expression, and only a database below <see cref="SchemaVersion"/> gets schema work (once).
+/// Schema 1 kept it in a "meta" collection, which the upgrade drops.
 /// The collation is binary (ordinal), so network names and container IDs differing in case stay distinct.
 /// </summary>
 public sealed class LiteDbLeaseStore : ILeaseStore
 {
     public const string DbFileName = "podbridge-ipam.db";
     public const string LockFileName = "podbridge-ipam.lock";
-    private const int SchemaVersion = 1;
+    internal const int SchemaVersion = 2;
 
     /// <summary>
     /// The log (WAL) is copied into the data file once it exceeds this many 8 KiB pages. Every open replays the
@@ -99,11 +101,11 @@ public sealed class LiteDbLeaseStore : ILeaseStore
                 if (created) Native.FsyncDirectory(DataDir);
                 // Checkpoints are ours (after the log fsync, by size): LiteDB's default checkpoints on every close.
                 if (engine.Pragma(Pragmas.CHECKPOINT).AsInt32 != 0) engine.Pragma(Pragmas.CHECKPOINT, 0);
+                if (engine.Pragma(Pragmas.USER_VERSION).AsInt32 != SchemaVersion)
+                    using (Log.Time("ipam.open.schema"))
+                        UpgradeSchema(engine, log);
                 engine.BeginTrans();
-                var tx = new Tx(this, fileLock, data, log, engine);
-                using (Log.Time("ipam.open.schema"))
-                    tx.EnsureSchema();
-                return tx;
+                return new Tx(this, fileLock, data, log, engine);
             }
         }
         catch (Exception e)
@@ -115,6 +117,24 @@ public sealed class LiteDbLeaseStore : ILeaseStore
             if (e is CniException) throw;
             throw Corrupt(e);
         }
+    }
+
+    /// <summary>
+    /// New database or schema 1: the owner index, then the version. Each step is its own LiteDB transaction (pragmas
+    /// cannot change inside one); the log is synced before the version is written, so a crash can leave the work
+    /// done without the version (redone next time, it is idempotent) but never the version without the work.
+    /// </summary>
+    private void UpgradeSchema(LiteEngine engine, SyncedFile log)
+    {
+        var version = engine.Pragma(Pragmas.USER_VERSION).AsInt32;
+        if (version > SchemaVersion)
+            throw new CniException(CniErrorCode.IoFailure,
+                $"IPAM database {DbPath} has schema {version}, written by a newer podbridge; this one reads schema {SchemaVersion}");
+        engine.EnsureIndex(Tx.Leases, "owner", BsonExpression.Create("$.owner"), false);
+        engine.DropCollection("meta");
+        log.Sync();
+        engine.Pragma(Pragmas.USER_VERSION, SchemaVersion);
+        log.Sync();
     }
 
     private const int PageSize = 8192; // LiteDB's page: a healthy data file is whole pages
@@ -152,9 +172,8 @@ public sealed class LiteDbLeaseStore : ILeaseStore
 
     internal sealed class Tx : ILeaseTransaction
     {
-        private const string Leases = "leases";
+        internal const string Leases = "leases";
         private const string Cursors = "cursors";
-        private const string Meta = "meta";
 
         private readonly LiteDbLeaseStore _store;
         private readonly FileLock _lock;
@@ -177,14 +196,6 @@ public sealed class LiteDbLeaseStore : ILeaseStore
         public (int Log, int Data) Syncs => (_log.Syncs, _data.Syncs);
 
         public LiteEngine Engine => _engine;
-
-        internal void EnsureSchema()
-        {
-            if (FindById(Meta, "schema") is not null) return;
-            // Created in this transaction: persisted with its first commit (or again next time if rolled back).
-            _engine.EnsureIndex(Leases, "owner", BsonExpression.Create("$.owner"), false);
-            _engine.Insert(Meta, [new BsonDocument { ["_id"] = "schema", ["v"] = SchemaVersion }], BsonAutoId.ObjectId);
-        }
 
         public Lease? Get(string network, IpAddr address) => Guard(() =>
             FindById(Leases, LeaseKey(network, address)) is { } doc ? ToLease(doc) : null);
