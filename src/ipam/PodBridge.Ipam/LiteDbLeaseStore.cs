@@ -36,8 +36,40 @@ public sealed class LiteDbLeaseStore : ILeaseStore
 
     private readonly TimeSpan _lockTimeout;
 
-    public LiteDbLeaseStore(string dataDir, TimeSpan? lockTimeout = null)
+    /// <summary>Warm mode (the server): the engine and files stay open between transactions.</summary>
+    private readonly bool _keepOpen;
+    private Opened? _open;
+
+    /// <summary>The engine and files of an open database (kept between transactions only in warm mode).</summary>
+    internal sealed record Opened(SyncedFile Data, SyncedFile Log, LiteEngine Engine)
     {
+        /// <summary>Lock-file generation and file stamps after this process's last transaction (warm mode).</summary>
+        public long Generation { get; set; }
+        public (ulong, long, long, long) DataStamp { get; set; }
+        public (ulong, long, long, long) LogStamp { get; set; }
+
+        public void Close()
+        {
+            try { Engine.Dispose(); }
+            catch (Exception e) { PodBridge.Cni.Log.Warn($"closing IPAM database: {e.Message}"); }
+            finally
+            {
+                Data.Dispose();
+                Log.Dispose();
+            }
+        }
+    }
+
+    public LiteDbLeaseStore(string dataDir, TimeSpan? lockTimeout = null) : this(dataDir, lockTimeout, keepOpen: false) { }
+
+    /// <summary>
+    /// <paramref name="keepOpen"/>: the warm server's store. Every transaction still takes the flock; the engine is
+    /// reused only when nobody else had the lock since this process's last transaction (the lock file's generation
+    /// is unchanged) and the files are exactly as it left them (inode, size, mtime, ctime), else it is reopened.
+    /// </summary>
+    internal LiteDbLeaseStore(string dataDir, TimeSpan? lockTimeout, bool keepOpen)
+    {
+        _keepOpen = keepOpen;
         DataDir = dataDir;
         DbPath = Path.Combine(dataDir, DbFileName);
         LogPath = Path.Combine(dataDir, Path.GetFileNameWithoutExtension(DbFileName) + "-log" + Path.GetExtension(DbFileName));
@@ -73,6 +105,66 @@ public sealed class LiteDbLeaseStore : ILeaseStore
             fileLock = FileLock.Acquire(LockPath, _lockTimeout);
         }
 
+        Opened? opened = null;
+        try
+        {
+            var generation = fileLock.Generation;
+            if (!_keepOpen)
+            {
+                // Tell a warm server that its view of the database may be stale from now on.
+                fileLock.Generation = generation + 1;
+            }
+            else if (_open is { } warm &&
+                     (warm.Generation != generation || warm.DataStamp != Native.Stamp(DbPath) || warm.LogStamp != Native.Stamp(LogPath)))
+            {
+                Log.Debug("IPAM database changed since the last request: reopening it");
+                CloseWarm();
+            }
+            opened = _open ?? OpenEngine();
+            if (_keepOpen) _open = opened;
+            try
+            {
+                opened.Engine.BeginTrans();
+            }
+            catch (Exception e) when (e is not CniException)
+            {
+                throw Corrupt(e);
+            }
+            return new Tx(this, fileLock, opened);
+        }
+        catch
+        {
+            if (opened is not null && !ReferenceEquals(opened, _open)) opened.Close();
+            CloseWarm();
+            fileLock.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Drops the warm engine (after a failure, on a change by someone else, at server exit).</summary>
+    internal void CloseWarm()
+    {
+        var open = _open;
+        _open = null;
+        open?.Close();
+    }
+
+    /// <summary>Called by the transaction's Dispose with the lock still held.</summary>
+    private void Finished(Tx tx, FileLock fileLock, bool failed)
+    {
+        if (!_keepOpen || failed)
+        {
+            if (ReferenceEquals(_open, tx.Opened)) _open = null;
+            tx.Opened.Close();
+            return;
+        }
+        tx.Opened.Generation = fileLock.Generation;
+        tx.Opened.DataStamp = Native.Stamp(DbPath);
+        tx.Opened.LogStamp = Native.Stamp(LogPath);
+    }
+
+    private Opened OpenEngine()
+    {
         SyncedFile? data = null, log = null;
         LiteEngine? engine = null;
         try
@@ -104,8 +196,7 @@ public sealed class LiteDbLeaseStore : ILeaseStore
                 if (engine.Pragma(Pragmas.USER_VERSION).AsInt32 != SchemaVersion)
                     using (Log.Time("ipam.open.schema"))
                         UpgradeSchema(engine, log);
-                engine.BeginTrans();
-                return new Tx(this, fileLock, data, log, engine);
+                return new Opened(data, log, engine);
             }
         }
         catch (Exception e)
@@ -113,7 +204,6 @@ public sealed class LiteDbLeaseStore : ILeaseStore
             try { engine?.Dispose(); } catch (Exception) { /* already failing; the original error matters */ }
             data?.Dispose();
             log?.Dispose();
-            fileLock.Dispose();
             if (e is CniException) throw;
             throw Corrupt(e);
         }
@@ -180,20 +270,27 @@ public sealed class LiteDbLeaseStore : ILeaseStore
         private readonly SyncedFile _data;
         private readonly SyncedFile _log;
         private readonly LiteEngine _engine;
+        private readonly int _logSyncsAtStart, _dataSyncsAtStart;
         private bool _committed;
+        private bool _failed;
         private bool _disposed;
 
-        public Tx(LiteDbLeaseStore store, FileLock fileLock, SyncedFile data, SyncedFile log, LiteEngine engine)
+        public Tx(LiteDbLeaseStore store, FileLock fileLock, Opened opened)
         {
             _store = store;
             _lock = fileLock;
-            _data = data;
-            _log = log;
-            _engine = engine;
+            Opened = opened;
+            _data = opened.Data;
+            _log = opened.Log;
+            _engine = opened.Engine;
+            _logSyncsAtStart = _log.Syncs;
+            _dataSyncsAtStart = _data.Syncs;
         }
 
+        internal Opened Opened { get; }
+
         /// <summary>fdatasync calls so far on the log and data files (tests check commits reach the disk).</summary>
-        public (int Log, int Data) Syncs => (_log.Syncs, _data.Syncs);
+        public (int Log, int Data) Syncs => (_log.Syncs - _logSyncsAtStart, _data.Syncs - _dataSyncsAtStart);
 
         public LiteEngine Engine => _engine;
 
@@ -273,6 +370,7 @@ public sealed class LiteDbLeaseStore : ILeaseStore
                 }
                 catch (Exception e) when (e is not CniException)
                 {
+                    _failed = true;
                     throw new CniException(CniErrorCode.IoFailure, $"cannot write IPAM database {_store.DbPath}: {e.Message}", null, e);
                 }
             }
@@ -297,17 +395,19 @@ public sealed class LiteDbLeaseStore : ILeaseStore
                 try
                 {
                     if (!_committed) _engine.Rollback();
-                    _engine.Dispose();
                 }
                 catch (Exception e)
                 {
                     // Never mask the exception that may be unwinding through this Dispose.
+                    _failed = true;
                     Log.Warn($"closing IPAM database {_store.DbPath}: {e.Message}");
+                }
+                try
+                {
+                    _store.Finished(this, _lock, _failed);
                 }
                 finally
                 {
-                    _data.Dispose();
-                    _log.Dispose();
                     _lock.Dispose();
                 }
             }
@@ -336,6 +436,7 @@ public sealed class LiteDbLeaseStore : ILeaseStore
             try { return f(); }
             catch (Exception e) when (e is not CniException and not OutOfMemoryException)
             {
+                _failed = true;
                 throw _store.Corrupt(e);
             }
         }
