@@ -38,7 +38,7 @@ public sealed class PodBridgeIpam : ICniPlugin
         var lost = false;
         if (_warm)
         {
-            switch (WarmClient.Call(settings.DataDir, r, out var served))
+            switch (WarmClient.Call(settings.DataDir, CniVerb.Add, r, out var served))
             {
                 case WarmClient.Outcome.Answered: return served!;
                 case WarmClient.Outcome.Lost: lost = true; break;
@@ -134,7 +134,8 @@ public sealed class PodBridgeIpam : ICniPlugin
     {
         var settings = IpamSettings.ForRelease(c);
         // DEL is idempotent: after a lost answer the in-process DEL just finds less (or nothing) to release.
-        if (_warm && WarmClient.Call(settings.DataDir, r, out _) == WarmClient.Outcome.Answered) return;
+        // Also the bridge's rollback of a failed ADD: r is then the ADD's request, the verb is DEL.
+        if (_warm && WarmClient.Call(settings.DataDir, CniVerb.Del, r, out _) == WarmClient.Outcome.Answered) return;
         using var tx = _storeFactory(settings).Begin();
         var leases = tx.GetByOwner(settings.Network, r.ContainerId, r.IfName);
         if (leases.Count == 0) return; // nothing to release: DEL succeeds, and without a commit (no fsync)
@@ -145,7 +146,7 @@ public sealed class PodBridgeIpam : ICniPlugin
     public void Check(CniRequest r, NetConf c)
     {
         var settings = IpamSettings.From(c);
-        if (_warm && WarmClient.Call(settings.DataDir, r, out _) == WarmClient.Outcome.Answered) return;
+        if (_warm && WarmClient.Call(settings.DataDir, CniVerb.Check, r, out _) == WarmClient.Outcome.Answered) return;
         IReadOnlyList<Lease> leases;
         using (var tx = _storeFactory(settings).Begin())
             leases = tx.GetByOwner(settings.Network, r.ContainerId, r.IfName);

@@ -122,6 +122,24 @@ public sealed class WarmIpamTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_bridge_ADD_that_fails_after_the_IPAM_releases_its_lease_through_the_server()
+    {
+        using var owned = new Owned();
+        var net = owned.Add(await TestNetwork.Create(isolatedNode: true));
+        var pod = owned.Add(await TestPod.Create());
+        var server = owned.Add(await WarmServer.Start(net.DataDir));
+        var cni = new CniDriver(Flavor, net);
+        var conf = net.Config(Flavor);
+        // The pod's interface name is taken: ADD fails after the IPAM allocated, and its rollback must release
+        // the address with a DEL (the ADD's request, sent to the server as a DEL).
+        (await Sh.Ip(pod.NetNs.Name, "link", "add", pod.IfName, "type", "bridge")).EnsureOk(); // no dummy module here
+
+        (await cni.Add(pod, conf)).AssertError();
+        Assert.True(await Kernel.Eventually(() => Task.FromResult(server.Served >= 2)), $"ADD and its rollback did not both go through the server\n{server.Output}");
+        Assert.Empty(await LeaseList.Of(net));
+    }
+
+    [Fact]
     public async Task The_socket_and_a_data_dir_the_server_creates_are_root_only()
     {
         var dir = Path.Combine(RunScope.NewTempDir("warm"), "data");

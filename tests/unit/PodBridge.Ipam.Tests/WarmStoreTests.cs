@@ -68,12 +68,17 @@ public sealed class WarmStoreTests : IDisposable
         };
         var config = Encoding.UTF8.GetBytes("{\"cniVersion\":\"1.0.0\",\n\"name\":\"n\"}");
         var r = H.Req("c1") with { StdinConfig = config, Environment = env };
-        var message = WarmProtocol.EncodeRequest(r)!;
+        var message = WarmProtocol.EncodeRequest(CniVerb.Add, r)!;
         var (decoded, body) = WarmProtocol.DecodeRequest(message[4..]);
         Assert.Equal(env.OrderBy(kv => kv.Key), decoded.OrderBy(kv => kv.Key));
         Assert.Equal(config, body);
 
-        Assert.Null(WarmProtocol.EncodeRequest(r with { Environment = new Dictionary<string, string>(env) { ["CNI_ARGS"] = "a\nb" } }));
+        // The bridge's rollback releases an ADD's allocation: the ADD's request, sent as a DEL.
+        var (rollback, _) = WarmProtocol.DecodeRequest(WarmProtocol.EncodeRequest(CniVerb.Del, r)![4..]);
+        Assert.Equal("DEL", rollback["CNI_COMMAND"]);
+        Assert.Equal("c1", rollback["CNI_CONTAINERID"]);
+
+        Assert.Null(WarmProtocol.EncodeRequest(CniVerb.Add, r with { Environment = new Dictionary<string, string>(env) { ["CNI_ARGS"] = "a\nb" } }));
         Assert.Throws<InvalidDataException>(() => WarmProtocol.DecodeRequest(Encoding.UTF8.GetBytes("PBIPAM1\nEVIL=1\n\n{}")));
     }
 }

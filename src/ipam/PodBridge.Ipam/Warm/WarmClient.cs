@@ -27,11 +27,11 @@ internal static class WarmClient
     /// <summary>After the acknowledgement: the server may wait for the flock like any caller, then fsync.</summary>
     public static readonly TimeSpan ResponseTimeout = LiteDbLeaseStore.DefaultLockTimeout + TimeSpan.FromSeconds(5);
 
-    public static Outcome Call(string dataDir, CniRequest r, out CniResult? result)
+    public static Outcome Call(string dataDir, CniVerb verb, CniRequest r, out CniResult? result)
     {
         result = null;
         var path = Path.Combine(dataDir, WarmProtocol.SocketName);
-        var message = WarmProtocol.EncodeRequest(r);
+        var message = WarmProtocol.EncodeRequest(verb, r);
         if (message is null) return Outcome.NoServer;
 
         UnixSocket socket;

@@ -28,14 +28,25 @@ internal static class WarmProtocol
     private static readonly string[] Variables =
         [CniEnvironment.Command, CniEnvironment.ContainerIdVar, CniEnvironment.NetNsVar, CniEnvironment.IfNameVar, CniEnvironment.ArgsVar, CniEnvironment.PathVar];
 
-    /// <summary>Null when the invocation cannot be framed (a variable holding a newline): then it stays in-process.</summary>
-    public static byte[]? EncodeRequest(CniRequest r)
+    /// <summary>
+    /// <paramref name="verb"/> is what the caller asks of the IPAM, which is not always the invocation's CNI_COMMAND:
+    /// the bridge's ADD rollback releases the allocation with a DEL carrying the ADD's request.
+    /// Null when the invocation cannot be framed (a variable holding a newline): then it stays in-process.
+    /// </summary>
+    public static byte[]? EncodeRequest(CniVerb verb, CniRequest r)
     {
         var head = new StringBuilder();
         head.Append("PBIPAM1\n");
+        head.Append(CniEnvironment.Command).Append('=').Append(verb switch
+        {
+            CniVerb.Add => "ADD",
+            CniVerb.Del => "DEL",
+            CniVerb.Check => "CHECK",
+            _ => throw new ArgumentOutOfRangeException(nameof(verb), verb, "the warm IPAM serves ADD, CHECK and DEL"),
+        }).Append('\n');
         foreach (var name in Variables)
         {
-            if (!r.Environment.TryGetValue(name, out var value)) continue;
+            if (name == CniEnvironment.Command || !r.Environment.TryGetValue(name, out var value)) continue;
             if (value.Contains('\n')) return null;
             head.Append(name).Append('=').Append(value).Append('\n');
         }
