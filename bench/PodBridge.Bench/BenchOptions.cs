@@ -19,6 +19,7 @@ internal sealed record BenchOptions
     public string DataParent { get; init; } = "/var/tmp";
     public string OutDir { get; init; } = Path.Combine(RepoPaths.Root, "bench", "results");
     public Only Only { get; init; } = Only.Both;
+    public bool Warm { get; init; } = true;
 
     public bool RunPodbridge => Only != Only.Reference;
     public bool RunReference => Only != Only.Podbridge;
@@ -38,6 +39,7 @@ internal sealed record BenchOptions
           --data-dir D        parent of the run's IPAM data dirs (default /var/tmp)
           --out D             results directory (default <repo>/bench/results)
           --only P            podbridge | reference | both (default both)
+          --no-warm           skip the warm side (podbridge with `podbridge-ipam serve` on its data dir)
         """;
 
     public static BenchOptions Parse(string[] args)
@@ -74,6 +76,7 @@ internal sealed record BenchOptions
                         var v => throw new ArgumentException($"--only {v}: expected podbridge, reference or both"),
                     },
                 },
+                "--no-warm" => o with { Warm = false },
                 "-h" or "--help" => throw new HelpRequested(),
                 var a => throw new ArgumentException($"unknown option {a}"),
             };

@@ -15,7 +15,11 @@ internal sealed record PluginUnderTest(
     IReadOnlyList<string> BinariesForThisConfig)
 {
     public const string PodbridgeLabel = "podbridge";
+    public const string WarmLabel = "podbridge warm";
     public const string ReferenceLabel = "reference";
+
+    /// <summary>The same binary, its network's data dir served by `podbridge-ipam serve` (the warm IPAM).</summary>
+    public static PluginUnderTest PodbridgeWarm(string binDir) => Podbridge(binDir) with { Label = WarmLabel };
 
     public static PluginUnderTest Podbridge(string binDir) => new(
         PodbridgeLabel,
@@ -113,7 +117,7 @@ internal sealed class Pod(BenchNetwork network, string netnsPath, int index)
     private static string NewContainerId() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
 }
 
-internal enum Verb { Add, Check, Del }
+internal enum Verb { Add, Check, Del, Version }
 
 internal sealed class PluginFailure(string message) : Exception(message);
 
@@ -129,7 +133,7 @@ internal static class Cni
         var plugin = pod.Network.Plugin;
         // libcni passes the cached ADD result as prevResult to CHECK and DEL.
         var stdin = Encoding.UTF8.GetBytes(pod.Network.Config(verb == Verb.Add ? null : pod.Result).ToJsonString());
-        string command = verb switch { Verb.Add => "ADD", Verb.Check => "CHECK", _ => "DEL" };
+        string command = verb switch { Verb.Add => "ADD", Verb.Check => "CHECK", Verb.Version => "VERSION", _ => "DEL" };
         string[] env =
         [
             $"CNI_COMMAND={command}",
@@ -156,6 +160,11 @@ internal static class Cni
             {
                 throw new PluginFailure($"{plugin.Label} ADD for pod {pod.Index} printed an unusable result ({e.Message}): {result.Stdout.Trim()}");
             }
+        }
+        else if (verb == Verb.Version)
+        {
+            if (!result.Stdout.Contains("supportedVersions", StringComparison.Ordinal))
+                throw new PluginFailure($"{plugin.Label} VERSION printed no version document: {result.Stdout.Trim()}");
         }
         else if (result.Stdout.Trim().Length > 0)
         {

@@ -58,6 +58,7 @@ var recorder = new Recorder();
 var machine = MachineInfo.Collect(options.BinDir);
 int exitCode = 0;
 List<string> notes = [];
+long? serverRssKiB = null;
 var sandbox = new Sandbox(options.DataParent);
 try
 {
@@ -70,6 +71,7 @@ try
     finally
     {
         notes = runner.Notes;
+        serverRssKiB = runner.ServerPeakRssKiB;
     }
 }
 catch (OperationCanceledException)
@@ -100,7 +102,7 @@ finally
 if (exitCode != 0)
     return exitCode;
 
-var report = new Report(options, recorder, machine, notes);
+var report = new Report(options, recorder, machine, notes, serverRssKiB);
 Console.WriteLine(report.ConsoleTable());
 Directory.CreateDirectory(options.OutDir);
 // A smoke run must not overwrite the committed full results.

@@ -9,19 +9,31 @@ namespace PodBridge.Bench;
 internal sealed class Runner(BenchOptions options, Sandbox sandbox, Recorder recorder)
 {
     private readonly List<Side> _sides = [];
+    private WarmIpamServer? _server;
 
     public List<string> Notes { get; } = [];
 
-    /// <summary>One plugin's networks and namespace pool.</summary>
-    private sealed record Side(PluginUnderTest Plugin, BenchNetwork Main, BenchNetwork Seeded, IReadOnlyList<string> Netns, IPoolSeeder Seeder);
+    /// <summary>The warm IPAM server's peak RSS (VmHWM) at the end of the run, KiB.</summary>
+    public long? ServerPeakRssKiB { get; private set; }
+
+    /// <summary>One plugin's networks and namespace pool (no seeded network for the warm side).</summary>
+    private sealed record Side(PluginUnderTest Plugin, BenchNetwork Main, BenchNetwork? Seeded, IReadOnlyList<string> Netns, IPoolSeeder Seeder);
 
     public void Run()
     {
-        Setup();
-        Step("warm-up", () => { foreach (var s in _sides) Warmup(s.Main); });
-        Step($"sequential ADD/CHECK/DEL, {options.Pods} pods", Sequential);
-        Step($"burst of {options.Burst}, {options.Width} at a time, {options.BurstRounds} round(s)", Bursts);
-        Step($"empty pool vs {options.SeedLeases} leases, {options.SeedPods} pods", SeededPool);
+        try
+        {
+            Setup();
+            Step("warm-up", () => { foreach (var s in _sides) Warmup(s.Main); });
+            Step($"sequential VERSION/ADD/CHECK/DEL, {options.Pods} pods", Sequential);
+            Step($"burst of {options.Burst}, {options.Width} at a time, {options.BurstRounds} round(s)", Bursts);
+            Step($"empty pool vs {options.SeedLeases} leases, {options.SeedPods} pods", SeededPool);
+        }
+        finally
+        {
+            ServerPeakRssKiB = _server?.PeakRssKiB();
+            _server?.Dispose();
+        }
     }
 
     private void Step(string name, Action action)
@@ -45,6 +57,17 @@ internal sealed class Runner(BenchOptions options, Sandbox sandbox, Recorder rec
                 sandbox.CreateNamespaces("a", poolSize),
                 new PodbridgeSeeder()));
         }
+        if (options.RunPodbridge && options.Warm)
+        {
+            var p = PluginUnderTest.PodbridgeWarm(options.BinDir);
+            var dataDir = sandbox.DataDir("pb-warm");
+            _server = WarmIpamServer.Start(Path.Combine(options.BinDir, "podbridge-ipam"), dataDir);
+            _sides.Add(new Side(p,
+                new BenchNetwork(p, $"pbb{id}-pbw", sandbox.BridgeName('E'), "10.250.0.0/16", dataDir),
+                null,
+                sandbox.CreateNamespaces("w", poolSize),
+                new PodbridgeSeeder()));
+        }
         if (options.RunReference)
         {
             var p = PluginUnderTest.Reference(options.CniDir);
@@ -59,7 +82,7 @@ internal sealed class Runner(BenchOptions options, Sandbox sandbox, Recorder rec
     /// <summary>Unrecorded cycles: the first ADD creates the bridge, and caches get warm for both sides.</summary>
     private void Warmup(BenchNetwork network)
     {
-        var side = _sides.Single(s => s.Plugin == network.Plugin);
+        var side = _sides.Single(s => s.Main == network || s.Seeded == network);
         var pod = new Pod(network, side.Netns[0], 0);
         for (int i = 0; i < options.Warmup; i++)
         {
@@ -77,6 +100,11 @@ internal sealed class Runner(BenchOptions options, Sandbox sandbox, Recorder rec
     private void Sequential()
     {
         var pods = _sides.Select(s => Enumerable.Range(0, options.Pods).Select(i => new Pod(s.Main, s.Netns[i], i)).ToList()).ToList();
+        // VERSION is start-up plus one line: the binary's floor (the warm side runs the same binary, so not twice).
+        var versionPods = pods.Where(l => l[0].Network.Plugin.Label != PluginUnderTest.WarmLabel).ToList();
+        for (int i = 0; i < options.Pods; i++)
+            foreach (var list in Rotate(versionPods, i))
+                recorder.Add(list[i].Network.Plugin.Label, Scenario.Version, Cni.Invoke(list[i], Verb.Version));
         foreach (var (verb, scenario) in new[] { (Verb.Add, Scenario.Add), (Verb.Check, Scenario.Check), (Verb.Del, Scenario.Del) })
         {
             for (int i = 0; i < options.Pods; i++)
@@ -145,9 +173,9 @@ internal sealed class Runner(BenchOptions options, Sandbox sandbox, Recorder rec
 
     private void SeededPool()
     {
-        foreach (var s in _sides)
+        foreach (var s in _sides.Where(s => s.Seeded is not null))
         {
-            var note = $"{s.Plugin.Label} seeded pool {s.Seeded.Subnet}: {s.Seeder.Seed(s.Seeded, options.SeedLeases)}";
+            var note = $"{s.Plugin.Label} seeded pool {s.Seeded!.Subnet}: {s.Seeder.Seed(s.Seeded, options.SeedLeases)}";
             Console.Error.Write($"\n  {note} ");
             Notes.Add(note);
             Warmup(s.Seeded);
@@ -156,11 +184,11 @@ internal sealed class Runner(BenchOptions options, Sandbox sandbox, Recorder rec
         // Each side measures M pods in its (now empty again) main pool and M in its seeded pool;
         // all four variants interleave.
         var variants = new List<(List<Pod> Pods, string Add, string Del, bool Seeded)>();
-        foreach (var s in _sides)
+        foreach (var s in _sides.Where(s => s.Seeded is not null))
         {
             variants.Add((Enumerable.Range(0, options.SeedPods).Select(i => new Pod(s.Main, s.Netns[i], i)).ToList(),
                 Scenario.AddEmpty, Scenario.DelEmpty, false));
-            variants.Add((Enumerable.Range(0, options.SeedPods).Select(i => new Pod(s.Seeded, s.Netns[options.SeedPods + i], i)).ToList(),
+            variants.Add((Enumerable.Range(0, options.SeedPods).Select(i => new Pod(s.Seeded!, s.Netns[options.SeedPods + i], i)).ToList(),
                 Scenario.AddSeeded, Scenario.DelSeeded, true));
         }
         for (int i = 0; i < options.SeedPods; i++)
@@ -180,5 +208,61 @@ internal sealed class Runner(BenchOptions options, Sandbox sandbox, Recorder rec
                 var pod = v.Pods[i];
                 recorder.Add(pod.Network.Plugin.Label, v.Del, Cni.Invoke(pod, Verb.Del));
             }
+    }
+}
+
+/// <summary>`podbridge-ipam serve` for the warm side's data dir: started before the warm-up, killed at the end.</summary>
+internal sealed class WarmIpamServer : IDisposable
+{
+    private readonly Process _process;
+
+    private WarmIpamServer(Process process) => _process = process;
+
+    public static WarmIpamServer Start(string binary, string dataDir)
+    {
+        var psi = new ProcessStartInfo(binary, ["serve", "--data-dir", dataDir])
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        };
+        var ready = new ManualResetEventSlim(false);
+        var p = new Process { StartInfo = psi };
+        // One line per request on stderr: drained, not kept.
+        p.ErrorDataReceived += (_, e) => { if (e.Data?.StartsWith("podbridge-ipam serve: serving", StringComparison.Ordinal) == true) ready.Set(); };
+        p.Start();
+        p.BeginErrorReadLine();
+        p.BeginOutputReadLine();
+        var server = new WarmIpamServer(p);
+        if (!ready.Wait(TimeSpan.FromSeconds(20)))
+        {
+            server.Dispose();
+            throw new PluginFailure($"podbridge-ipam serve --data-dir {dataDir} did not come up");
+        }
+        return server;
+    }
+
+    public long? PeakRssKiB()
+    {
+        try
+        {
+            var line = File.ReadLines($"/proc/{_process.Id}/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+            return line is null ? null : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException or FormatException) { return null; }
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill();
+                _process.WaitForExit(10_000);
+            }
+        }
+        catch (InvalidOperationException) { }
+        _process.Dispose();
     }
 }

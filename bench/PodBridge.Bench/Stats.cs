@@ -26,6 +26,7 @@ internal static class Scenario
     public const string Add = "ADD";
     public const string Check = "CHECK";
     public const string Del = "DEL";
+    public const string Version = "VERSION";
     public const string BurstAdd = "burst ADD";
     public const string BurstDel = "burst DEL";
     public const string AddEmpty = "ADD empty pool";

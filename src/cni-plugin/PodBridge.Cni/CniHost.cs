@@ -5,13 +5,15 @@ namespace PodBridge.Cni;
 /// <summary>
 /// The protocol layer around a plugin: environment + stdin in, exactly one JSON document (or nothing) out.
 /// The only catch-all of the process lives here: anything thrown becomes an error JSON on stdout, never a
-/// stack trace. I/O is injectable so the protocol is unit-testable without root.
+/// stack trace. I/O is injectable so the protocol is unit-testable without root. Every document printed on stdout
+/// ends with a newline, so on a terminal it does not run into a log line that follows on stderr.
 /// </summary>
 public static class CniHost
 {
     public sealed record Io(Func<string, string?> GetEnv, Func<byte[]> ReadStdin, Stream Stdout);
 
-    public static Io ProcessIo() => new(Environment.GetEnvironmentVariable, ReadAllStdin, Console.OpenStandardOutput());
+    /// <summary>The process's environment and its stdin/stdout descriptors, used raw (see <see cref="RawStdio"/>).</summary>
+    public static Io ProcessIo() => new(Environment.GetEnvironmentVariable, () => RawStdio.ReadAll(0), new RawStdio.FdWriter(1));
 
     public static int Run(string pluginName, ICniPlugin plugin, Io io)
     {
@@ -26,14 +28,15 @@ public static class CniHost
         try
         {
             request = CniEnvironment.Parse(io.GetEnv, ReadStdinOnce);
-            errorVersion = NetConf.PeekVersion(request.StdinConfig) ?? errorVersion;
-            Log.Begin(pluginName, request);
+            if (request.StdinConfig.Length > 0) errorVersion = NetConf.PeekVersion(request.StdinConfig) ?? errorVersion;
 
             if (request.Verb == CniVerb.Version)
             {
+                // Nothing is logged for VERSION: runtimes call it often, and it has no attachment to name.
                 WriteVersion(io.Stdout, errorVersion);
                 return 0;
             }
+            Log.Begin(pluginName, request);
 
             var config = NetConf.Parse(request.StdinConfig);
             errorVersion = config.Version;
@@ -45,7 +48,7 @@ public static class CniHost
                 case CniVerb.Add:
                     var result = plugin.Add(request, config);
                     Log.Result(result);
-                    io.Stdout.Write(result.ToJson(config.Version));
+                    WriteDocument(io.Stdout, result.ToJson(config.Version));
                     break;
                 case CniVerb.Del: plugin.Del(request, config); break;
                 case CniVerb.Check: plugin.Check(request, config); break;
@@ -62,7 +65,7 @@ public static class CniHost
             // (no CNI_COMMAND) must not block reading a terminal.
             if (request is null && !stdinRead && io.GetEnv(CniEnvironment.Command) is "ADD" or "DEL" or "CHECK" or "GC" or "STATUS")
             {
-                try { errorVersion = NetConf.PeekVersion(ReadStdinOnce()) ?? errorVersion; }
+                try { errorVersion = ReadStdinOnce() is { Length: > 0 } stdin ? NetConf.PeekVersion(stdin) ?? errorVersion : errorVersion; }
                 catch (IOException) { }
             }
             WriteError(io.Stdout, errorVersion, (int)e.Code, e.Message, e.Details);
@@ -96,33 +99,72 @@ public static class CniHost
                 $"{verb.ToString().ToUpperInvariant()} needs cniVersion {minimum} or later; the config has {version}");
     }
 
+    /// <summary>
+    /// The VERSION document, byte for byte what a JSON writer would print, built without one: VERSION is the verb
+    /// runtimes call most (every plugin of every conflist), so it is pure start-up plus one write.
+    /// </summary>
     public static void WriteVersion(Stream stdout, string cniVersion)
     {
-        using var w = new Utf8JsonWriter(stdout, CniResult.JsonOutput);
-        w.WriteStartObject();
-        w.WriteString("cniVersion", cniVersion);
-        w.WriteStartArray("supportedVersions");
-        foreach (var v in CniVersion.Supported) w.WriteStringValue(v);
-        w.WriteEndArray();
-        w.WriteEndObject();
+        if (!IsPlainVersion(cniVersion))
+        {
+            // Anything that would need escaping goes through the writer.
+            using var ms = new MemoryStream();
+            using (var w = new Utf8JsonWriter(ms, CniResult.JsonOutput))
+            {
+                w.WriteStartObject();
+                w.WriteString("cniVersion", cniVersion);
+                w.WriteStartArray("supportedVersions");
+                foreach (var v in CniVersion.Supported) w.WriteStringValue(v);
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
+            WriteDocument(stdout, ms.ToArray());
+            return;
+        }
+        Span<byte> doc = stackalloc byte[VersionHead.Length + cniVersion.Length + VersionTail.Length + 1];
+        VersionHead.CopyTo(doc);
+        var n = VersionHead.Length;
+        foreach (var c in cniVersion) doc[n++] = (byte)c;
+        VersionTail.CopyTo(doc[n..]);
+        doc[^1] = (byte)'\n';
+        stdout.Write(doc);
+    }
+
+    private static ReadOnlySpan<byte> VersionHead => "{\n  \"cniVersion\": \""u8;
+
+    // Must list CniVersion.Supported (a unit test compares it with the writer's output).
+    private static ReadOnlySpan<byte> VersionTail =>
+        "\",\n  \"supportedVersions\": [\n    \"0.3.0\",\n    \"0.3.1\",\n    \"0.4.0\",\n    \"1.0.0\",\n    \"1.1.0\"\n  ]\n}"u8;
+
+    private static bool IsPlainVersion(string v)
+    {
+        if (v.Length is 0 or > 64) return false;
+        foreach (var c in v)
+            if (!(char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '+' or '_')) return false;
+        return true;
     }
 
     public static void WriteError(Stream stdout, string cniVersion, int code, string msg, string? details)
     {
-        using var w = new Utf8JsonWriter(stdout, CniResult.JsonOutput);
-        w.WriteStartObject();
-        w.WriteString("cniVersion", cniVersion);
-        w.WriteNumber("code", code);
-        w.WriteString("msg", msg);
-        if (!string.IsNullOrEmpty(details)) w.WriteString("details", details);
-        w.WriteEndObject();
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, CniResult.JsonOutput))
+        {
+            w.WriteStartObject();
+            w.WriteString("cniVersion", cniVersion);
+            w.WriteNumber("code", code);
+            w.WriteString("msg", msg);
+            if (!string.IsNullOrEmpty(details)) w.WriteString("details", details);
+            w.WriteEndObject();
+        }
+        WriteDocument(stdout, ms.ToArray());
     }
 
-    private static byte[] ReadAllStdin()
+    /// <summary>One JSON document and its newline, in one write.</summary>
+    private static void WriteDocument(Stream stdout, byte[] json)
     {
-        using var stdin = Console.OpenStandardInput();
-        using var ms = new MemoryStream();
-        stdin.CopyTo(ms);
-        return ms.ToArray();
+        var line = new byte[json.Length + 1];
+        json.CopyTo(line, 0);
+        line[^1] = (byte)'\n';
+        stdout.Write(line);
     }
 }

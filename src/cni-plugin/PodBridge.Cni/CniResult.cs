@@ -192,7 +192,7 @@ public sealed class CniResult
     public static readonly JsonWriterOptions JsonOutput = new()
     {
         Indented = true,
-        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+        Encoder = CniJsonEncoder.Instance,
     };
 
     private static void WriteStrings(Utf8JsonWriter w, string name, List<string> values)

@@ -55,6 +55,17 @@ public sealed class FileLock : IDisposable
         }
     }
 
+    /// <summary>
+    /// A counter kept in the lock file, read and written only under the lock. Every in-process opener bumps it, so a
+    /// warm server that holds the database open between requests knows someone else had the database since (and
+    /// reopens it) instead of trusting its cache.
+    /// </summary>
+    public long Generation
+    {
+        get => Native.ReadLong(_handle);
+        set => Native.WriteLong(_handle, value);
+    }
+
     /// <summary>Closing the descriptor releases the flock.</summary>
     public void Dispose() => _handle.Dispose();
 }

@@ -15,14 +15,16 @@ namespace PodBridge.Ipam;
 ///                    one address is held once)
 ///            owner = "network|containerID|ifname" (secondary index: DEL, duplicate check)
 ///   cursors  _id   = "network|rangeSetIndex", ip = last dynamically reserved address
-///   meta     _id   = "schema", v = schema version
+/// The schema version is the header's USER_VERSION pragma: an open checks it without loading a collection or
+/// parsing an expression, and only a database below <see cref="SchemaVersion"/> gets schema work (once).
+/// Schema 1 kept it in a "meta" collection, which the upgrade drops.
 /// The collation is binary (ordinal), so network names and container IDs differing in case stay distinct.
 /// </summary>
 public sealed class LiteDbLeaseStore : ILeaseStore
 {
     public const string DbFileName = "podbridge-ipam.db";
     public const string LockFileName = "podbridge-ipam.lock";
-    private const int SchemaVersion = 1;
+    internal const int SchemaVersion = 2;
 
     /// <summary>
     /// The log (WAL) is copied into the data file once it exceeds this many 8 KiB pages. Every open replays the
@@ -34,8 +36,40 @@ public sealed class LiteDbLeaseStore : ILeaseStore
 
     private readonly TimeSpan _lockTimeout;
 
-    public LiteDbLeaseStore(string dataDir, TimeSpan? lockTimeout = null)
+    /// <summary>Warm mode (the server): the engine and files stay open between transactions.</summary>
+    private readonly bool _keepOpen;
+    private Opened? _open;
+
+    /// <summary>The engine and files of an open database (kept between transactions only in warm mode).</summary>
+    internal sealed record Opened(SyncedFile Data, SyncedFile Log, LiteEngine Engine)
     {
+        /// <summary>Lock-file generation and file stamps after this process's last transaction (warm mode).</summary>
+        public long Generation { get; set; }
+        public (ulong, long, long, long) DataStamp { get; set; }
+        public (ulong, long, long, long) LogStamp { get; set; }
+
+        public void Close()
+        {
+            try { Engine.Dispose(); }
+            catch (Exception e) { PodBridge.Cni.Log.Warn($"closing IPAM database: {e.Message}"); }
+            finally
+            {
+                Data.Dispose();
+                Log.Dispose();
+            }
+        }
+    }
+
+    public LiteDbLeaseStore(string dataDir, TimeSpan? lockTimeout = null) : this(dataDir, lockTimeout, keepOpen: false) { }
+
+    /// <summary>
+    /// <paramref name="keepOpen"/>: the warm server's store. Every transaction still takes the flock; the engine is
+    /// reused only when nobody else had the lock since this process's last transaction (the lock file's generation
+    /// is unchanged) and the files are exactly as it left them (inode, size, mtime, ctime), else it is reopened.
+    /// </summary>
+    internal LiteDbLeaseStore(string dataDir, TimeSpan? lockTimeout, bool keepOpen)
+    {
+        _keepOpen = keepOpen;
         DataDir = dataDir;
         DbPath = Path.Combine(dataDir, DbFileName);
         LogPath = Path.Combine(dataDir, Path.GetFileNameWithoutExtension(DbFileName) + "-log" + Path.GetExtension(DbFileName));
@@ -71,6 +105,66 @@ public sealed class LiteDbLeaseStore : ILeaseStore
             fileLock = FileLock.Acquire(LockPath, _lockTimeout);
         }
 
+        Opened? opened = null;
+        try
+        {
+            var generation = fileLock.Generation;
+            if (!_keepOpen)
+            {
+                // Tell a warm server that its view of the database may be stale from now on.
+                fileLock.Generation = generation + 1;
+            }
+            else if (_open is { } warm &&
+                     (warm.Generation != generation || warm.DataStamp != Native.Stamp(DbPath) || warm.LogStamp != Native.Stamp(LogPath)))
+            {
+                Log.Debug("IPAM database changed since the last request: reopening it");
+                CloseWarm();
+            }
+            opened = _open ?? OpenEngine();
+            if (_keepOpen) _open = opened;
+            try
+            {
+                opened.Engine.BeginTrans();
+            }
+            catch (Exception e) when (e is not CniException)
+            {
+                throw Corrupt(e);
+            }
+            return new Tx(this, fileLock, opened);
+        }
+        catch
+        {
+            if (opened is not null && !ReferenceEquals(opened, _open)) opened.Close();
+            CloseWarm();
+            fileLock.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Drops the warm engine (after a failure, on a change by someone else, at server exit).</summary>
+    internal void CloseWarm()
+    {
+        var open = _open;
+        _open = null;
+        open?.Close();
+    }
+
+    /// <summary>Called by the transaction's Dispose with the lock still held.</summary>
+    private void Finished(Tx tx, FileLock fileLock, bool failed)
+    {
+        if (!_keepOpen || failed)
+        {
+            if (ReferenceEquals(_open, tx.Opened)) _open = null;
+            tx.Opened.Close();
+            return;
+        }
+        tx.Opened.Generation = fileLock.Generation;
+        tx.Opened.DataStamp = Native.Stamp(DbPath);
+        tx.Opened.LogStamp = Native.Stamp(LogPath);
+    }
+
+    private Opened OpenEngine()
+    {
         SyncedFile? data = null, log = null;
         LiteEngine? engine = null;
         try
@@ -99,11 +193,10 @@ public sealed class LiteDbLeaseStore : ILeaseStore
                 if (created) Native.FsyncDirectory(DataDir);
                 // Checkpoints are ours (after the log fsync, by size): LiteDB's default checkpoints on every close.
                 if (engine.Pragma(Pragmas.CHECKPOINT).AsInt32 != 0) engine.Pragma(Pragmas.CHECKPOINT, 0);
-                engine.BeginTrans();
-                var tx = new Tx(this, fileLock, data, log, engine);
-                using (Log.Time("ipam.open.schema"))
-                    tx.EnsureSchema();
-                return tx;
+                if (engine.Pragma(Pragmas.USER_VERSION).AsInt32 != SchemaVersion)
+                    using (Log.Time("ipam.open.schema"))
+                        UpgradeSchema(engine, log);
+                return new Opened(data, log, engine);
             }
         }
         catch (Exception e)
@@ -111,10 +204,27 @@ public sealed class LiteDbLeaseStore : ILeaseStore
             try { engine?.Dispose(); } catch (Exception) { /* already failing; the original error matters */ }
             data?.Dispose();
             log?.Dispose();
-            fileLock.Dispose();
             if (e is CniException) throw;
             throw Corrupt(e);
         }
+    }
+
+    /// <summary>
+    /// New database or schema 1: the owner index, then the version. Each step is its own LiteDB transaction (pragmas
+    /// cannot change inside one); the log is synced before the version is written, so a crash can leave the work
+    /// done without the version (redone next time, it is idempotent) but never the version without the work.
+    /// </summary>
+    private void UpgradeSchema(LiteEngine engine, SyncedFile log)
+    {
+        var version = engine.Pragma(Pragmas.USER_VERSION).AsInt32;
+        if (version > SchemaVersion)
+            throw new CniException(CniErrorCode.IoFailure,
+                $"IPAM database {DbPath} has schema {version}, written by a newer podbridge; this one reads schema {SchemaVersion}");
+        engine.EnsureIndex(Tx.Leases, "owner", BsonExpression.Create("$.owner"), false);
+        engine.DropCollection("meta");
+        log.Sync();
+        engine.Pragma(Pragmas.USER_VERSION, SchemaVersion);
+        log.Sync();
     }
 
     private const int PageSize = 8192; // LiteDB's page: a healthy data file is whole pages
@@ -152,39 +262,37 @@ public sealed class LiteDbLeaseStore : ILeaseStore
 
     internal sealed class Tx : ILeaseTransaction
     {
-        private const string Leases = "leases";
+        internal const string Leases = "leases";
         private const string Cursors = "cursors";
-        private const string Meta = "meta";
 
         private readonly LiteDbLeaseStore _store;
         private readonly FileLock _lock;
         private readonly SyncedFile _data;
         private readonly SyncedFile _log;
         private readonly LiteEngine _engine;
+        private readonly int _logSyncsAtStart, _dataSyncsAtStart;
         private bool _committed;
+        private bool _failed;
         private bool _disposed;
 
-        public Tx(LiteDbLeaseStore store, FileLock fileLock, SyncedFile data, SyncedFile log, LiteEngine engine)
+        public Tx(LiteDbLeaseStore store, FileLock fileLock, Opened opened)
         {
             _store = store;
             _lock = fileLock;
-            _data = data;
-            _log = log;
-            _engine = engine;
+            Opened = opened;
+            _data = opened.Data;
+            _log = opened.Log;
+            _engine = opened.Engine;
+            _logSyncsAtStart = _log.Syncs;
+            _dataSyncsAtStart = _data.Syncs;
         }
+
+        internal Opened Opened { get; }
 
         /// <summary>fdatasync calls so far on the log and data files (tests check commits reach the disk).</summary>
-        public (int Log, int Data) Syncs => (_log.Syncs, _data.Syncs);
+        public (int Log, int Data) Syncs => (_log.Syncs - _logSyncsAtStart, _data.Syncs - _dataSyncsAtStart);
 
         public LiteEngine Engine => _engine;
-
-        internal void EnsureSchema()
-        {
-            if (FindById(Meta, "schema") is not null) return;
-            // Created in this transaction: persisted with its first commit (or again next time if rolled back).
-            _engine.EnsureIndex(Leases, "owner", BsonExpression.Create("$.owner"), false);
-            _engine.Insert(Meta, [new BsonDocument { ["_id"] = "schema", ["v"] = SchemaVersion }], BsonAutoId.ObjectId);
-        }
 
         public Lease? Get(string network, IpAddr address) => Guard(() =>
             FindById(Leases, LeaseKey(network, address)) is { } doc ? ToLease(doc) : null);
@@ -262,6 +370,7 @@ public sealed class LiteDbLeaseStore : ILeaseStore
                 }
                 catch (Exception e) when (e is not CniException)
                 {
+                    _failed = true;
                     throw new CniException(CniErrorCode.IoFailure, $"cannot write IPAM database {_store.DbPath}: {e.Message}", null, e);
                 }
             }
@@ -286,17 +395,19 @@ public sealed class LiteDbLeaseStore : ILeaseStore
                 try
                 {
                     if (!_committed) _engine.Rollback();
-                    _engine.Dispose();
                 }
                 catch (Exception e)
                 {
                     // Never mask the exception that may be unwinding through this Dispose.
+                    _failed = true;
                     Log.Warn($"closing IPAM database {_store.DbPath}: {e.Message}");
+                }
+                try
+                {
+                    _store.Finished(this, _lock, _failed);
                 }
                 finally
                 {
-                    _data.Dispose();
-                    _log.Dispose();
                     _lock.Dispose();
                 }
             }
@@ -325,6 +436,7 @@ public sealed class LiteDbLeaseStore : ILeaseStore
             try { return f(); }
             catch (Exception e) when (e is not CniException and not OutOfMemoryException)
             {
+                _failed = true;
                 throw _store.Corrupt(e);
             }
         }

@@ -91,6 +91,37 @@ internal static unsafe partial class Native
         return new NetNsId(MakeDev(buf.stx_dev_major, buf.stx_dev_minor), buf.stx_ino);
     }
 
+    /// <summary>
+    /// What changes whenever anyone writes a file, for the warm server's "did someone else touch the database"
+    /// check: inode, size, mtime and ctime (ns). Default when the path does not exist.
+    /// </summary>
+    public static (ulong Ino, long Size, long MtimeNs, long CtimeNs) Stamp(string path)
+    {
+        var bytes = Encoding.UTF8.GetBytes(path + "\0");
+        statx buf;
+        int rc;
+        fixed (byte* p = bytes)
+            rc = statx(AT_FDCWD, p, 0, STATX_INO | STATX_SIZE | STATX_MTIME | STATX_CTIME, &buf);
+        if (rc < 0) return default;
+        return (buf.stx_ino, (long)buf.stx_size,
+            buf.stx_mtime.tv_sec * 1_000_000_000L + buf.stx_mtime.tv_nsec,
+            buf.stx_ctime.tv_sec * 1_000_000_000L + buf.stx_ctime.tv_nsec);
+    }
+
+    /// <summary>pread/pwrite of 8 bytes at offset 0 (the lock file's generation counter).</summary>
+    public static long ReadLong(SafeFileHandle h)
+    {
+        Span<byte> b = stackalloc byte[8];
+        return RandomAccess.Read(h, b, 0) == 8 ? BitConverter.ToInt64(b) : 0;
+    }
+
+    public static void WriteLong(SafeFileHandle h, long value)
+    {
+        Span<byte> b = stackalloc byte[8];
+        BitConverter.TryWriteBytes(b, value);
+        RandomAccess.Write(h, b, 0);
+    }
+
     /// <summary>glibc's makedev encoding, so the stored st_dev equals what stat(1) prints.</summary>
     public static ulong MakeDev(uint major, uint minor) =>
         ((ulong)(major & 0xfffff000) << 32) | ((ulong)(major & 0xfff) << 8) |

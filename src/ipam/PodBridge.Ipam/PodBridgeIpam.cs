@@ -1,5 +1,6 @@
 using System.Text.Json;
 using PodBridge.Cni;
+using PodBridge.Ipam.Warm;
 
 namespace PodBridge.Ipam;
 
@@ -13,8 +14,14 @@ public sealed class PodBridgeIpam : ICniPlugin
     private readonly Func<IpamSettings, ILeaseStore> _storeFactory;
     private readonly IHostProbe _probe;
 
-    /// <summary>Production: a LiteDB store in each network's dataDir.</summary>
-    public PodBridgeIpam() : this(s => new LiteDbLeaseStore(s.DataDir)) { }
+    /// <summary>ADD, CHECK and DEL go to `podbridge-ipam serve` first when it runs for the data dir.</summary>
+    private readonly bool _warm;
+
+    /// <summary>
+    /// Production: a LiteDB store in each network's dataDir, through the warm server of that dir when there is one
+    /// (<see cref="WarmClient"/>), in this process otherwise.
+    /// </summary>
+    public PodBridgeIpam() : this(s => new LiteDbLeaseStore(s.DataDir)) => _warm = true;
 
     /// <summary>Tests: any store, e.g. one <see cref="InMemoryLeaseStore"/> shared across calls.</summary>
     public PodBridgeIpam(Func<IpamSettings, ILeaseStore> storeFactory) : this(storeFactory, LinuxHostProbe.Instance) { }
@@ -28,6 +35,24 @@ public sealed class PodBridgeIpam : ICniPlugin
     public CniResult Add(CniRequest r, NetConf c)
     {
         var settings = IpamSettings.From(c);
+        var lost = false;
+        if (_warm)
+        {
+            switch (WarmClient.Call(settings.DataDir, CniVerb.Add, r, out var served))
+            {
+                case WarmClient.Outcome.Answered: return served!;
+                case WarmClient.Outcome.Lost: lost = true; break;
+            }
+        }
+        return Add(r, c, settings, lost);
+    }
+
+    /// <param name="retryOfLost">
+    /// The warm server may have committed this very ADD before its answer was lost: leases of this attachment in
+    /// this same netns (and boot) are then that ADD's, and their result is returned instead of "duplicate".
+    /// </param>
+    private CniResult Add(CniRequest r, NetConf c, IpamSettings settings, bool retryOfLost)
+    {
         var wanted = StaticRequests.AssignToSets(StaticRequests.From(r, c), settings.RangeSets);
         var netns = IdentifyNetNs(r);
         var network = settings.Network;
@@ -52,6 +77,11 @@ public sealed class PodBridgeIpam : ICniPlugin
         var existing = tx.GetByOwner(network, r.ContainerId, r.IfName);
         if (existing.Count > 0)
         {
+            if (retryOfLost && existing.All(l => l.NetNs == netns && l.BootId == _probe.BootId) && ResultOf(settings, existing) is { } done)
+            {
+                Log.Info($"{r.ContainerId}/{r.IfName} already holds {string.Join(", ", existing.Select(l => l.Address))}: the warm IPAM server committed this ADD before its answer was lost");
+                return done;
+            }
             var why = liveness.WhyDead(existing[0]);
             if (why is null)
                 throw new CniException(CniErrorCode.DuplicateAllocation,
@@ -103,6 +133,9 @@ public sealed class PodBridgeIpam : ICniPlugin
     public void Del(CniRequest r, NetConf c)
     {
         var settings = IpamSettings.ForRelease(c);
+        // DEL is idempotent: after a lost answer the in-process DEL just finds less (or nothing) to release.
+        // Also the bridge's rollback of a failed ADD: r is then the ADD's request, the verb is DEL.
+        if (_warm && WarmClient.Call(settings.DataDir, CniVerb.Del, r, out _) == WarmClient.Outcome.Answered) return;
         using var tx = _storeFactory(settings).Begin();
         var leases = tx.GetByOwner(settings.Network, r.ContainerId, r.IfName);
         if (leases.Count == 0) return; // nothing to release: DEL succeeds, and without a commit (no fsync)
@@ -113,6 +146,7 @@ public sealed class PodBridgeIpam : ICniPlugin
     public void Check(CniRequest r, NetConf c)
     {
         var settings = IpamSettings.From(c);
+        if (_warm && WarmClient.Call(settings.DataDir, CniVerb.Check, r, out _) == WarmClient.Outcome.Answered) return;
         IReadOnlyList<Lease> leases;
         using (var tx = _storeFactory(settings).Begin())
             leases = tx.GetByOwner(settings.Network, r.ContainerId, r.IfName);
@@ -236,6 +270,24 @@ public sealed class PodBridgeIpam : ICniPlugin
                     dead[lease.Owner] = (lease, why);
         foreach (var (lease, why) in dead.Values) ReleaseOwner(tx, lease, why);
         return dead.Count;
+    }
+
+    /// <summary>The ADD result for an attachment's leases (one per range set), or null when they are not a whole ADD's.</summary>
+    private static CniResult? ResultOf(IpamSettings settings, IReadOnlyList<Lease> leases)
+    {
+        if (leases.Count != settings.RangeSets.Count) return null;
+        var result = new CniResult { Routes = [.. settings.Routes], Dns = settings.Dns };
+        foreach (var set in settings.RangeSets)
+        {
+            var lease = leases.FirstOrDefault(l => l.RangeSet == set.Index);
+            if (lease is null || set.RangeFor(lease.Address) is not { } range) return null;
+            result.Ips.Add(new CniIpConfig
+            {
+                Address = new IpCidr(lease.Address.ToIPAddress(), range.Prefix),
+                Gateway = range.Gateway.ToIPAddress(),
+            });
+        }
+        return result;
     }
 
     private static CniException CheckFailed(string msg) => new(CniErrorCode.CheckFailed, $"CHECK: {msg}");

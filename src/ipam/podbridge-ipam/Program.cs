@@ -14,6 +14,7 @@ internal static class Program
         public sealed record Cni : Command;
         public sealed record Leases(string DataDir) : Command;
         public sealed record Repair(string DataDir) : Command;
+        public sealed record Serve(string DataDir) : Command;
         public sealed record Usage(string? Error) : Command;
     }
 
@@ -22,6 +23,7 @@ internal static class Program
         Command.Cni => CniHost.Run("podbridge-ipam", new PodBridgeIpam(), CniHost.ProcessIo()),
         Command.Leases l => IpamAdmin.Leases(l.DataDir, Console.OpenStandardOutput(), Console.Error),
         Command.Repair r => IpamAdmin.Repair(r.DataDir, Console.Out, Console.Error),
+        Command.Serve s => Serve(s.DataDir),
         Command.Usage u => PrintUsage(u.Error),
         _ => 2,
     };
@@ -39,9 +41,18 @@ internal static class Program
         {
             "leases" => new Command.Leases(dataDir),
             "repair" => new Command.Repair(dataDir),
+            "serve" => new Command.Serve(dataDir),
             "help" or "--help" or "-h" => new Command.Usage(null),
             _ => new Command.Usage($"unknown command '{args[0]}'"),
         };
+    }
+
+    private static int Serve(string dataDir)
+    {
+        using var server = new Ipam.Warm.IpamServer(dataDir, Console.Error);
+        var signals = server.StopOnSignals();
+        try { return server.Run(); }
+        finally { foreach (var s in signals) s.Dispose(); }
     }
 
     private static int PrintUsage(string? error)
@@ -51,6 +62,9 @@ internal static class Program
             usage: podbridge-ipam                             CNI IPAM plugin (CNI_COMMAND etc. in the environment)
                    podbridge-ipam leases [--data-dir DIR]     print every lease as one JSON object per line
                    podbridge-ipam repair [--data-dir DIR]     rebuild a database that reports code 105 (keeps a backup)
+                   podbridge-ipam serve [--data-dir DIR]      the warm IPAM: keep DIR's database open and answer the
+                                                              plugins on DIR/podbridge-ipam.sock (root only) until
+                                                              SIGTERM; plugins fall back to in-process without it
             DIR defaults to /var/lib/cni/podbridge (the ipam.dataDir of the network config).
             """);
         return error is null ? 0 : 2;

@@ -15,8 +15,11 @@ public sealed class ConcurrencyTests(ITestOutputHelper output)
 {
     private static readonly PluginFlavor Flavor = PluginFlavor.PodBridge;
 
-    [Fact]
-    public async Task SixtyFourConcurrentAdds_ThenDels_TenRounds_NoDuplicateNoLeak()
+    /// <param name="warm">With `podbridge-ipam serve` answering the plugins' IPAM requests (issue #10).</param>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task SixtyFourConcurrentAdds_ThenDels_TenRounds_NoDuplicateNoLeak(bool warm)
     {
         const int width = 64;
         var rounds = Knobs.Int("PODBRIDGE_IT_CONCURRENCY_ROUNDS", 10);
@@ -24,6 +27,7 @@ public sealed class ConcurrencyTests(ITestOutputHelper output)
 
         using var owned = new Owned();
         var net = owned.Add(await TestNetwork.Create(isolatedNode: true));
+        var server = warm ? owned.Add(await WarmServer.Start(net.DataDir)) : null;
         var netns = new List<TestNetNs>();
         for (var i = 0; i < width; i++) netns.Add(owned.Add(await TestNetNs.Create()));
         var setupSeconds = clock.Elapsed.TotalSeconds;
@@ -74,6 +78,11 @@ public sealed class ConcurrencyTests(ITestOutputHelper output)
         output.WriteLine($"ADD latency under {width}-way concurrency: median {Knobs.Median(addMs):F0} ms, p95 {P95(addMs):F0} ms, max {addMs.Max():F0} ms");
         output.WriteLine($"DEL latency: median {Knobs.Median(delMs):F0} ms, p95 {P95(delMs):F0} ms, max {delMs.Max():F0} ms");
         output.WriteLine($"distinct addresses handed out over all rounds: {seen.Count} (the /24 has 253)");
+        if (server is not null)
+        {
+            output.WriteLine($"the warm server answered {server.Served} of {rounds * width * 2} IPAM requests");
+            Assert.True(server.Served > 0, "the warm server never answered");
+        }
     }
 
     private static void Duplicates(string where, string[] addresses, int round)

@@ -16,8 +16,11 @@ public sealed class CrashSafetyTests(ITestOutputHelper output)
 {
     private static readonly PluginFlavor Flavor = PluginFlavor.PodBridge;
 
-    [Fact]
-    public async Task SigkilledAddsAndDels_LeaveACleanDatabase_AndDelRemovesEveryTrace()
+    /// <param name="warm">With `podbridge-ipam serve` answering the plugins' IPAM requests (issue #10).</param>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task SigkilledAddsAndDels_LeaveACleanDatabase_AndDelRemovesEveryTrace(bool warm)
     {
         var runs = Knobs.Int("PODBRIDGE_IT_KILL_RUNS", 200);
         const int parallel = 4, namespaces = 10, calibrationRuns = 8;
@@ -25,6 +28,7 @@ public sealed class CrashSafetyTests(ITestOutputHelper output)
 
         using var owned = new Owned();
         var net = owned.Add(await TestNetwork.Create(isolatedNode: true));
+        var server = warm ? owned.Add(await WarmServer.Start(net.DataDir)) : null;
         // Attachments share a handful of netns (eth0..ethN each): creating 200 namespaces would cost more than the test.
         var netns = new List<TestNetNs>();
         for (var i = 0; i < namespaces; i++) netns.Add(owned.Add(await TestNetNs.Create()));
@@ -151,5 +155,10 @@ public sealed class CrashSafetyTests(ITestOutputHelper output)
         Assert.Equal(0, leasesLeft);
         Assert.True(nodeLinksLeft.Count == 0, $"links left in the node netns: {string.Join(", ", nodeLinksLeft.Select(l => $"{l.Name} ({l.Kind}, master {l.Master})"))}");
         Assert.True(podLinksLeft.Count == 0, $"links left in pod netns: {string.Join(", ", podLinksLeft)}");
+        if (server is not null)
+        {
+            output.WriteLine($"the warm server answered {server.Served} IPAM requests");
+            Assert.True(server.Served > 0, "the warm server never answered");
+        }
     }
 }

@@ -62,8 +62,14 @@ public class CniHostTests
         }
 
         var text = Encoding.UTF8.GetString(stdout.ToArray());
-        // stdout is either empty or exactly one JSON document (JsonDocument rejects trailing data).
-        if (text.Length > 0) JsonDocument.Parse(text).Dispose();
+        // stdout is either empty or exactly one JSON document (JsonDocument rejects trailing data) and its newline,
+        // so that on a terminal a log line on stderr starts on a line of its own.
+        if (text.Length > 0)
+        {
+            Assert.EndsWith("}\n", text);
+            text = text[..^1];
+            JsonDocument.Parse(text).Dispose();
+        }
         Assert.Equal(exit == 0 ? 0 : 1, exit);
         return new Outcome(exit, text, consoleOut.ToString());
     }
@@ -376,6 +382,7 @@ public class CniHostTests
               "msg": "Invalid Configuration",
               "details": "Network 192.168.0.0/31 too small to allocate from."
             }
+
             """, Encoding.UTF8.GetString(ms.ToArray()));
 
         ms = new MemoryStream();

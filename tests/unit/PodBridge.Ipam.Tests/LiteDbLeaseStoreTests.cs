@@ -79,13 +79,66 @@ public sealed class LiteDbLeaseStoreTests : IDisposable
         using (var tx = Store().Open())
         {
             tx.TryReserve(new Lease("n", a, 0, "c", "eth0"));
-            Assert.Equal(0, tx.Syncs.Log);
+            var opened = tx.Syncs.Log; // creating the schema syncs too
             tx.Commit();
-            Assert.Equal(1, tx.Syncs.Log);
+            Assert.Equal(opened + 1, tx.Syncs.Log);
         }
         using (var tx = Store().Begin())
             tx.TryReserve(new Lease("n", b, 0, "d", "eth0")); // disposed without commit
         Assert.Equal(["10.9.0.1"], AllLeases().Select(l => l.Address.ToString()));
+    }
+
+    [Fact]
+    public void An_open_of_a_current_database_does_no_schema_work()
+    {
+        using (var tx = Store().Open())
+            Assert.Equal(LiteDbLeaseStore.SchemaVersion, tx.Engine.Pragma(Pragmas.USER_VERSION).AsInt32);
+        var log = new FileInfo(Store().LogPath).Length;
+        var data = new FileInfo(Store().DbPath).Length;
+        Assert.True(log + data > 0, "the new database's schema was written");
+        using (Store().Open()) { }
+        // nothing written: only the header was read
+        Assert.Equal((log, data), (new FileInfo(Store().LogPath).Length, new FileInfo(Store().DbPath).Length));
+    }
+
+    [Fact]
+    public void A_schema_1_database_is_upgraded_in_place_and_keeps_its_leases()
+    {
+        var store = Store();
+        IpAddr.TryParse("10.9.0.7", out var a);
+        using (var tx = store.Open())
+        {
+            Assert.True(tx.TryReserve(new Lease("n", a, 0, "c7", "eth0") { BootId = "b", NetNsPath = "/p" }));
+            tx.Commit();
+        }
+        // What schema 1 left: a "meta" collection with the version, USER_VERSION 0.
+        using (var data = new FileStream(store.DbPath, FileMode.Open))
+        using (var log = new FileStream(store.LogPath, FileMode.Open))
+        using (var engine = new LiteEngine(new EngineSettings { DataStream = data, LogStream = log, Collation = Collation.Binary }))
+        {
+            engine.Insert("meta", [new BsonDocument { ["_id"] = "schema", ["v"] = 1 }], BsonAutoId.ObjectId);
+            engine.Pragma(Pragmas.USER_VERSION, 0);
+        }
+
+        using (var tx = store.Open())
+        {
+            Assert.Equal(LiteDbLeaseStore.SchemaVersion, tx.Engine.Pragma(Pragmas.USER_VERSION).AsInt32);
+            Assert.DoesNotContain("meta", tx.Engine.GetCollectionNames());
+            Assert.Equal("c7", Assert.Single(tx.GetByOwner("n", "c7", "eth0")).ContainerId);
+        }
+    }
+
+    [Fact]
+    public void A_database_from_a_newer_schema_is_refused_not_rewritten()
+    {
+        var store = Store();
+        using (store.Open()) { }
+        using (var data = new FileStream(store.DbPath, FileMode.Open))
+        using (var log = new FileStream(store.LogPath, FileMode.Open))
+        using (var engine = new LiteEngine(new EngineSettings { DataStream = data, LogStream = log, Collation = Collation.Binary }))
+            engine.Pragma(Pragmas.USER_VERSION, LiteDbLeaseStore.SchemaVersion + 1);
+        var e = Assert.Throws<CniException>(() => store.Open().Dispose());
+        Assert.Contains("newer podbridge", e.Message);
     }
 
     [Fact]
