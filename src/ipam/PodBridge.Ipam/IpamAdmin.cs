@@ -34,29 +34,35 @@ public static class IpamAdmin
         var liveness = new LeaseLiveness(LinuxHostProbe.Instance);
         foreach (var l in leases)
         {
-            using (var w = new Utf8JsonWriter(stdout))
-            {
-                w.WriteStartObject();
-                w.WriteString("network", l.Network);
-                w.WriteString("ip", l.Address.ToString());
-                w.WriteNumber("rangeSet", l.RangeSet);
-                w.WriteString("containerID", l.ContainerId);
-                w.WriteString("ifname", l.IfName);
-                if (l.PodNamespace is not null) w.WriteString("podNamespace", l.PodNamespace);
-                if (l.PodName is not null) w.WriteString("podName", l.PodName);
-                w.WriteString("bootID", l.BootId);
-                w.WriteString("netns", l.NetNsPath);
-                w.WriteNumber("netnsDev", l.NetNs.Dev);
-                w.WriteNumber("netnsIno", l.NetNs.Ino);
-                w.WriteString("created", l.Created.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ"));
-                var why = liveness.WhyDead(l);
-                w.WriteBoolean("dead", why is not null);
-                if (why is not null) w.WriteString("deadReason", why);
-                w.WriteEndObject();
-            }
+            using (var w = new Utf8JsonWriter(stdout)) WriteLease(w, l, liveness.WhyDead(l));
             stdout.WriteByte((byte)'\n');
         }
         return 0;
+    }
+
+    /// <summary>
+    /// One lease as the JSON object both `podbridge-ipam leases` and `podbridge leases --json` print (the latter adds
+    /// the pod's host veth name, which only the bridge plugin knows).
+    /// </summary>
+    public static void WriteLease(Utf8JsonWriter w, Lease l, string? whyDead, string? hostVeth = null)
+    {
+        w.WriteStartObject();
+        w.WriteString("network", l.Network);
+        w.WriteString("ip", l.Address.ToString());
+        w.WriteNumber("rangeSet", l.RangeSet);
+        w.WriteString("containerID", l.ContainerId);
+        w.WriteString("ifname", l.IfName);
+        if (l.PodNamespace is not null) w.WriteString("podNamespace", l.PodNamespace);
+        if (l.PodName is not null) w.WriteString("podName", l.PodName);
+        w.WriteString("bootID", l.BootId);
+        w.WriteString("netns", l.NetNsPath);
+        w.WriteNumber("netnsDev", l.NetNs.Dev);
+        w.WriteNumber("netnsIno", l.NetNs.Ino);
+        if (hostVeth is not null) w.WriteString("hostVeth", hostVeth);
+        w.WriteString("created", l.Created.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ"));
+        w.WriteBoolean("dead", whyDead is not null);
+        if (whyDead is not null) w.WriteString("deadReason", whyDead);
+        w.WriteEndObject();
     }
 
     /// <summary>

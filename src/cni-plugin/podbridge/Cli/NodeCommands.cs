@@ -32,23 +32,7 @@ internal static class NodeCommands
                 foreach (var (l, why) in rows)
                 {
                     using var ms = new MemoryStream();
-                    using (var w = new Utf8JsonWriter(ms))
-                    {
-                        w.WriteStartObject();
-                        w.WriteString("network", l.Network);
-                        w.WriteString("ip", l.Address.ToString());
-                        w.WriteNumber("rangeSet", l.RangeSet);
-                        w.WriteString("containerID", l.ContainerId);
-                        w.WriteString("ifname", l.IfName);
-                        if (l.PodNamespace is not null) w.WriteString("podNamespace", l.PodNamespace);
-                        if (l.PodName is not null) w.WriteString("podName", l.PodName);
-                        w.WriteString("netns", l.NetNsPath);
-                        w.WriteString("hostVeth", HostVeth.Name(l.ContainerId, l.IfName));
-                        w.WriteString("created", l.Created.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ"));
-                        w.WriteBoolean("dead", why is not null);
-                        if (why is not null) w.WriteString("deadReason", why);
-                        w.WriteEndObject();
-                    }
+                    using (var w = new Utf8JsonWriter(ms)) IpamAdmin.WriteLease(w, l, why, HostVeth.Name(l.ContainerId, l.IfName));
                     stdout.WriteLine(System.Text.Encoding.UTF8.GetString(ms.ToArray()));
                 }
             }
