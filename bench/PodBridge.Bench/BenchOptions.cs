@@ -20,6 +20,7 @@ internal sealed record BenchOptions
     public string OutDir { get; init; } = Path.Combine(RepoPaths.Root, "bench", "results");
     public Only Only { get; init; } = Only.Both;
     public bool Warm { get; init; } = true;
+    public bool Logged { get; init; } = true;
 
     public bool RunPodbridge => Only != Only.Reference;
     public bool RunReference => Only != Only.Podbridge;
@@ -77,6 +78,7 @@ internal sealed record BenchOptions
                     },
                 },
                 "--no-warm" => o with { Warm = false },
+                "--no-log-side" => o with { Logged = false },
                 "-h" or "--help" => throw new HelpRequested(),
                 var a => throw new ArgumentException($"unknown option {a}"),
             };

@@ -17,6 +17,14 @@ internal sealed record PluginUnderTest(
     public const string PodbridgeLabel = "podbridge";
     public const string WarmLabel = "podbridge warm";
     public const string ReferenceLabel = "reference";
+    public const string LoggedLabel = "podbridge json log";
+
+    /// <summary>Set on the side that also writes a JSON log file (logFile + logFormat json, level info).</summary>
+    public string? LogFile { get; init; }
+
+    /// <summary>The same binary writing an info-level JSON log line per call (what an operator turns on).</summary>
+    public static PluginUnderTest PodbridgeLogged(string binDir, string logFile) =>
+        Podbridge(binDir) with { Label = LoggedLabel, LogFile = logFile };
 
     /// <summary>The same binary, its network's data dir served by `podbridge-ipam serve` (the warm IPAM).</summary>
     public static PluginUnderTest PodbridgeWarm(string binDir) => Podbridge(binDir) with { Label = WarmLabel };
@@ -83,6 +91,12 @@ internal sealed record BenchNetwork(PluginUnderTest Plugin, string Name, string 
                 ["dataDir"] = DataDir,
             },
         };
+        if (Plugin.LogFile is not null)
+        {
+            conf["logFile"] = Plugin.LogFile;
+            conf["logFormat"] = "json";
+            conf["logLevel"] = "info";
+        }
         if (prevResult is not null)
             conf["prevResult"] = prevResult.DeepClone();
         return conf;

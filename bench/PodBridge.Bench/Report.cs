@@ -57,6 +57,7 @@ internal sealed class Report(BenchOptions options, Recorder recorder, MachineInf
     private const string Pb = PluginUnderTest.PodbridgeLabel;
     private const string Warm = PluginUnderTest.WarmLabel;
     private const string Ref = PluginUnderTest.ReferenceLabel;
+    private const string Logged = PluginUnderTest.LoggedLabel;
 
     public IReadOnlyList<Row> Rows { get; } = BuildRows(options, recorder, serverRssKiB);
 
@@ -114,6 +115,15 @@ internal sealed class Report(BenchOptions options, Recorder recorder, MachineInf
         rows.Add(new Row("CPU user+sys, ADD median", "ms", rec.Cpu(Pb, Scenario.Add)?.Median, rec.Cpu(Ref, Scenario.Add)?.Median));
         rows.Add(new Row("CPU user+sys, CHECK median", "ms", rec.Cpu(Pb, Scenario.Check)?.Median, rec.Cpu(Ref, Scenario.Check)?.Median));
         rows.Add(new Row("CPU user+sys, DEL median", "ms", rec.Cpu(Pb, Scenario.Del)?.Median, rec.Cpu(Ref, Scenario.Del)?.Median));
+
+        // What an operator's JSON log costs: the same binary with logFile + logFormat json (call counting is on in
+        // every podbridge row, so its cost is already inside them).
+        if (o.RunPodbridge && o.Logged)
+        {
+            rows.Add(new Row("json log: ADD median", "ms", W(Logged, Scenario.Add)?.Median, W(Ref, Scenario.Add)?.Median));
+            rows.Add(new Row("json log on ÷ off: ADD median", "×", Div(W(Logged, Scenario.Add)?.Median, W(Pb, Scenario.Add)?.Median), null));
+            rows.Add(new Row("json log on ÷ off: CPU user+sys, ADD median", "×", Div(rec.Cpu(Logged, Scenario.Add)?.Median, rec.Cpu(Pb, Scenario.Add)?.Median), null));
+        }
 
         // The warm IPAM: the same plugin binary with `podbridge-ipam serve` answering its IPAM on the data dir.
         if (o.RunPodbridge && o.Warm)

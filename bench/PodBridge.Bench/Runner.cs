@@ -68,6 +68,16 @@ internal sealed class Runner(BenchOptions options, Sandbox sandbox, Recorder rec
                 sandbox.CreateNamespaces("w", poolSize),
                 new PodbridgeSeeder()));
         }
+        if (options.RunPodbridge && options.Logged)
+        {
+            var p = PluginUnderTest.PodbridgeLogged(options.BinDir, Path.Combine(sandbox.DataDir("pb-log"), "podbridge.log"));
+            Directory.CreateDirectory(sandbox.DataDir("pb-log"));
+            _sides.Add(new Side(p,
+                new BenchNetwork(p, $"pbb{id}-pbl", sandbox.BridgeName('F'), "10.249.0.0/16", sandbox.DataDir("pb-log")),
+                null,
+                sandbox.CreateNamespaces("l", poolSize),
+                new PodbridgeSeeder()));
+        }
         if (options.RunReference)
         {
             var p = PluginUnderTest.Reference(options.CniDir);
@@ -101,7 +111,7 @@ internal sealed class Runner(BenchOptions options, Sandbox sandbox, Recorder rec
     {
         var pods = _sides.Select(s => Enumerable.Range(0, options.Pods).Select(i => new Pod(s.Main, s.Netns[i], i)).ToList()).ToList();
         // VERSION is start-up plus one line: the binary's floor (the warm side runs the same binary, so not twice).
-        var versionPods = pods.Where(l => l[0].Network.Plugin.Label != PluginUnderTest.WarmLabel).ToList();
+        var versionPods = pods.Where(l => l[0].Network.Plugin.Label is not (PluginUnderTest.WarmLabel or PluginUnderTest.LoggedLabel)).ToList();
         for (int i = 0; i < options.Pods; i++)
             foreach (var list in Rotate(versionPods, i))
                 recorder.Add(list[i].Network.Plugin.Label, Scenario.Version, Cni.Invoke(list[i], Verb.Version));
