@@ -61,7 +61,7 @@ fi
 # --- host tools ----------------------------------------------------------------------------------------
 # command -> Debian package. ip/bridge for the demo and for debugging, modprobe for br_netfilter, clang as the
 # Native AOT linker (the SDK falls back to gcc, but the published binaries are built and measured with clang),
-# nft for networks that set ipMasq.
+# nft for networks that set macspoofchk (ipMasq speaks nf_tables netlink itself).
 declare -A NEED=([ip]=iproute2 [bridge]=iproute2 [ping]=iputils-ping [clang]=clang [nft]=nftables)
 [[ $MODULES -eq 1 ]] && NEED[modprobe]=kmod
 missing=()

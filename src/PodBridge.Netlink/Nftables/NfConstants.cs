@@ -25,6 +25,7 @@ internal static class NftMsg
     public const byte GetRule = 7;               // NFT_MSG_GETRULE
     public const byte DelRule = 8;               // NFT_MSG_DELRULE
     public const byte NewSet = 9;                // NFT_MSG_NEWSET
+    public const byte GetSet = 10;               // NFT_MSG_GETSET
     public const byte NewSetElem = 12;           // NFT_MSG_NEWSETELEM
     public const byte GetSetElem = 13;           // NFT_MSG_GETSETELEM
     public const byte DelSetElem = 14;           // NFT_MSG_DELSETELEM
@@ -105,6 +106,7 @@ internal static class SetElemListAttr
 internal static class SetElemAttr
 {
     public const ushort Key = 1;                 // NFTA_SET_ELEM_KEY
+    public const ushort UserData = 6;            // NFTA_SET_ELEM_USERDATA
 }
 
 internal static class ExprFields

@@ -12,6 +12,9 @@ public sealed record NftTableInfo(NftFamily Family, string Name, ulong Handle, u
 /// <summary>A rule as NFT_MSG_NEWRULE reports it: where it is and which expressions it runs, by name.</summary>
 public sealed record NftRuleInfo(string Table, string Chain, ulong Handle, IReadOnlyList<string> Expressions);
 
+/// <summary>An address set element as NFT_MSG_NEWSETELEM reports it; <paramref name="Comment"/> from nft's userdata TLV, else null.</summary>
+public sealed record NftSetElement(System.Net.IPAddress Address, string? Comment);
+
 /// <summary>
 /// A NETLINK_NETFILTER socket speaking nf_tables, bound to one network namespace: commits <see cref="NftBatch"/>
 /// transactions and reads back tables and rules. What `nft -f` does, without the exec and without the nft package
@@ -110,11 +113,15 @@ public sealed class NfTablesSocket : IDisposable
     /// The addresses in an address set (what `nft list set` shows; the plugin's CHECK asks whether a pod's address is
     /// there); null when the table or set does not exist.
     /// </summary>
-    public IReadOnlyList<System.Net.IPAddress>? ListSetElements(NftFamily family, string table, string set)
+    public IReadOnlyList<System.Net.IPAddress>? ListSetElements(NftFamily family, string table, string set) =>
+        ListSetElementsWithComments(family, table, set)?.Select(e => e.Address).ToList();
+
+    /// <summary>The elements of an address set with their comments; null when the table or set does not exist.</summary>
+    public IReadOnlyList<NftSetElement>? ListSetElementsWithComments(NftFamily family, string table, string set)
     {
         ArgumentException.ThrowIfNullOrEmpty(table);
         ArgumentException.ThrowIfNullOrEmpty(set);
-        var buffer = new byte[512];
+        var buffer = new byte[1024];
         var length = NftBatch.Message(buffer, NfNetlink.Type(NftMsg.GetSetElem), MessageFlags.Request | MessageFlags.Dump, (byte)family,
             ++_seq, 0, (ref NetlinkWriter w) =>
             {
@@ -125,10 +132,37 @@ public sealed class NfTablesSocket : IDisposable
         return batches?.SelectMany(b => b).ToList();
     }
 
-    internal static List<System.Net.IPAddress>? ParseSetElements(in NetlinkMessage message)
+    /// <summary>The names of the sets in <paramref name="table"/>; empty when the table does not exist.</summary>
+    public IReadOnlyList<string> ListSets(NftFamily family, string table)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(table);
+        var buffer = new byte[512];
+        var length = NftBatch.Message(buffer, NfNetlink.Type(NftMsg.GetSet), MessageFlags.Request | MessageFlags.Dump, (byte)family,
+            ++_seq, 0, (ref NetlinkWriter w) => w.WriteString(SetAttr.Table, table));
+        var sets = Exchange(buffer.AsSpan(0, length), ReplyKind.Dump, ParseSet, $"NFT_MSG_GETSET dump {table}") ?? [];
+        // A dump filtered by table name still reports every table's sets on kernels that ignore the filter.
+        return [.. sets.Where(s => s.Table == table).Select(s => s.Name)];
+    }
+
+    private sealed record SetName(string Table, string Name);
+
+    private static SetName? ParseSet(in NetlinkMessage message)
+    {
+        if (message.Type != NfNetlink.Type(NftMsg.NewSet) || message.Payload.Length < 4) return null;
+        var attributes = new AttributeReader(message.Payload[4..]);
+        string table = "", name = "";
+        while (attributes.TryRead(out var a))
+        {
+            if (a.Type == SetAttr.Table) table = a.String;
+            else if (a.Type == SetAttr.Name) name = a.String;
+        }
+        return new SetName(table, name);
+    }
+
+    internal static List<NftSetElement>? ParseSetElements(in NetlinkMessage message)
     {
         if (message.Type != NfNetlink.Type(NftMsg.NewSetElem) || message.Payload.Length < 4) return null;
-        var result = new List<System.Net.IPAddress>();
+        var result = new List<NftSetElement>();
         var attributes = new AttributeReader(message.Payload[4..]);
         while (attributes.TryRead(out var a))
         {
@@ -136,17 +170,40 @@ public sealed class NfTablesSocket : IDisposable
             var elements = a.Nested;
             while (elements.TryRead(out var element))
             {
+                System.Net.IPAddress? address = null;
+                string? comment = null;
                 var fields = element.Nested;
                 while (fields.TryRead(out var field))
                 {
-                    if (field.Type != SetElemAttr.Key) continue;
-                    var data = field.Nested;
-                    while (data.TryRead(out var value))
-                        if (value.Type == DataAttr.Value && value.Value.Length is 4 or 16) result.Add(new System.Net.IPAddress(value.Value));
+                    if (field.Type == SetElemAttr.Key)
+                    {
+                        var data = field.Nested;
+                        while (data.TryRead(out var value))
+                            if (value.Type == DataAttr.Value && value.Value.Length is 4 or 16) address = new System.Net.IPAddress(value.Value);
+                    }
+                    else if (field.Type == SetElemAttr.UserData)
+                    {
+                        comment = CommentOf(field.Value);
+                    }
                 }
+                if (address is not null) result.Add(new NftSetElement(address, comment));
             }
         }
         return result;
+    }
+
+    /// <summary>The comment TLV (type 0) of nft's userdata, without its NUL; null when there is none.</summary>
+    internal static string? CommentOf(ReadOnlySpan<byte> udata)
+    {
+        while (udata.Length >= 2)
+        {
+            var (type, length) = (udata[0], udata[1]);
+            if (2 + length > udata.Length) return null;
+            var value = udata.Slice(2, length);
+            if (type == 0) return System.Text.Encoding.UTF8.GetString(value.IndexOf((byte)0) is var nul and >= 0 ? value[..nul] : value);
+            udata = udata[(2 + length)..];
+        }
+        return null;
     }
 
     private delegate T? Parser<T>(in NetlinkMessage message) where T : class;

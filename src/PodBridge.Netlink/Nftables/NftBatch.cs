@@ -39,7 +39,7 @@ public sealed class NftBatch(NftFamily family)
     private sealed record AddRuleOp(string Table, string Chain, NftExpr[] Expressions, string? Comment = null) : Op;
     private sealed record FlushChainOp(string Table, string Chain) : Op;
     private sealed record AddSetOp(string Table, string Name, AddressFamily KeyFamily, uint Id) : Op;
-    private sealed record ElementsOp(bool Add, string Table, string Set, uint SetId, byte[][] Keys) : Op;
+    private sealed record ElementsOp(bool Add, string Table, string Set, uint SetId, byte[][] Keys, byte[]?[] UserData) : Op;
 
     /// <summary>`add table`: creates it, or leaves an existing one as it is. <paramref name="userData"/>: NFTA_TABLE_USERDATA (kernel 5.13+).</summary>
     public NftBatch AddTable(string name, byte[]? userData = null) => Add(new AddTableOp(name, userData));
@@ -74,11 +74,41 @@ public sealed class NftBatch(NftFamily family)
 
     /// <summary>`add element`; <paramref name="setId"/> when the set is created in this same batch.</summary>
     public NftBatch AddElements(string table, string set, IEnumerable<IPAddress> addresses, uint setId = 0) =>
-        Add(new ElementsOp(true, table, set, setId, [.. addresses.Select(a => a.GetAddressBytes())]));
+        AddElements(table, set, addresses.Select(a => (a, (string?)null)), setId);
+
+    /// <summary>
+    /// `add element { ADDRESS comment "TEXT" }`: the comment goes into NFTA_SET_ELEM_USERDATA the way nft writes it
+    /// (so `nft list` shows it and <see cref="NfTablesSocket.ListSetElementsWithComments"/> reads it back).
+    /// An element already present stays as it is (no NLM_F_EXCL), its comment included.
+    /// </summary>
+    public NftBatch AddElements(string table, string set, IEnumerable<(IPAddress Address, string? Comment)> elements, uint setId = 0)
+    {
+        var list = elements.ToList();
+        return Add(new ElementsOp(true, table, set, setId, [.. list.Select(e => e.Address.GetAddressBytes())],
+            [.. list.Select(e => e.Comment is null ? null : CommentTlv(e.Comment))]));
+    }
 
     /// <summary>`delete element`: fails (ENOENT) when one is absent.</summary>
-    public NftBatch DeleteElements(string table, string set, IEnumerable<IPAddress> addresses) =>
-        Add(new ElementsOp(false, table, set, 0, [.. addresses.Select(a => a.GetAddressBytes())]));
+    public NftBatch DeleteElements(string table, string set, IEnumerable<IPAddress> addresses)
+    {
+        var keys = addresses.Select(a => a.GetAddressBytes()).ToArray();
+        return Add(new ElementsOp(false, table, set, 0, keys, new byte[]?[keys.Length]));
+    }
+
+    /// <summary>
+    /// nft's userdata TLV holding a comment (libnftnl's NFTNL_UDATA_RULE_COMMENT / NFTNL_UDATA_SET_ELEM_COMMENT, both
+    /// type 0): u8 type, u8 length, the NUL-terminated text; at most 128 bytes with the NUL, as nft enforces.
+    /// </summary>
+    internal static byte[] CommentTlv(string comment)
+    {
+        var text = System.Text.Encoding.UTF8.GetBytes(comment);
+        if (text.Length > 127) throw new ArgumentException("nft comments are at most 127 bytes", nameof(comment));
+        var udata = new byte[text.Length + 3];
+        udata[0] = 0;
+        udata[1] = (byte)(text.Length + 1);
+        text.CopyTo(udata, 2);
+        return udata;
+    }
 
     private NftBatch Add(Op op)
     {
@@ -90,7 +120,7 @@ public sealed class NftBatch(NftFamily family)
     internal int MaxSize => 64 + _ops.Sum(op => op switch
     {
         AddRuleOp r => 128 + r.Expressions.Length * 160,
-        ElementsOp e => 256 + e.Keys.Length * 40,
+        ElementsOp e => 256 + e.Keys.Length * 40 + e.UserData.Sum(u => (u?.Length ?? 0) + 8),
         AddTableOp t => 128 + (t.UserData?.Length ?? 0),
         _ => 256,
     });
@@ -149,15 +179,7 @@ public sealed class NftBatch(NftFamily family)
                 {
                     w.WriteString(RuleAttr.Table, r.Table);
                     w.WriteString(RuleAttr.Chain, r.Chain);
-                    if (r.Comment is { } comment)
-                    {
-                        var text = System.Text.Encoding.UTF8.GetBytes(comment);
-                        var udata = new byte[text.Length + 3];
-                        udata[0] = 0;                          // NFTNL_UDATA_RULE_COMMENT
-                        udata[1] = (byte)(text.Length + 1);
-                        text.CopyTo(udata, 2);
-                        w.WriteAttribute(RuleAttr.UserData, udata);
-                    }
+                    if (r.Comment is { } comment) w.WriteAttribute(RuleAttr.UserData, CommentTlv(comment));
                     using (w.BeginNested(RuleAttr.Expressions))
                     {
                         foreach (var expr in r.Expressions)
@@ -195,10 +217,13 @@ public sealed class NftBatch(NftFamily family)
                         w.WriteString(SetElemListAttr.Set, e.Set);
                         using (w.BeginNested(SetElemListAttr.Elements))
                         {
-                            foreach (var key in e.Keys)
+                            for (var i = 0; i < e.Keys.Length; i++)
                             {
                                 using (w.BeginNested(ListAttr.Elem))
-                                    NftExpr.WriteValue(ref w, SetElemAttr.Key, key);
+                                {
+                                    NftExpr.WriteValue(ref w, SetElemAttr.Key, e.Keys[i]);
+                                    if (e.UserData[i] is { } udata) w.WriteAttribute(SetElemAttr.UserData, udata);
+                                }
                             }
                         }
                         if (e.SetId != 0) NftExpr.WriteBe32(ref w, 4 /* NFTA_SET_ELEM_LIST_SET_ID */, e.SetId);

@@ -5,10 +5,9 @@ namespace PodBridge.Plugin;
 
 /// <summary>
 /// ipMasq: source NAT for pod traffic leaving its subnet, through one of two backends chosen by ipMasqBackend —
-/// <see cref="MasqueradeNft"/> (nftables, <c>nft -f -</c>) or <see cref="MasqueradeIptables"/> (the nat table through
-/// <c>iptables-restore</c>/<c>ip6tables-restore</c>, a chain per attachment like the reference). Every netfilter
-/// interaction of the plugin goes through <see cref="Netfilter"/> and these files (and <see cref="MacSpoofCheck"/>), so a port to nftables over netlink
-/// is a local change.
+/// <see cref="MasqueradeNft"/> (nftables, nf_tables netlink messages, no exec) or <see cref="MasqueradeIptables"/> (the nat table through
+/// <c>iptables-restore</c>/<c>ip6tables-restore</c>, a chain per attachment like the reference). Every command the
+/// plugin runs for netfilter goes through <see cref="Netfilter"/> (iptables here, <c>nft</c> for <see cref="MacSpoofCheck"/>).
 /// <para>
 /// Whatever ADD installs names its attachment in the kernel object itself (the nft element's comment, the iptables
 /// chain name and rule comments), so DEL without netns and prevResult, and GC, find and remove it with no address at

@@ -1,12 +1,14 @@
 using System.Net;
-using System.Text;
-using System.Text.Json;
+using System.Net.Sockets;
 using PodBridge.Cni;
+using PodBridge.Netlink;
+using PodBridge.Netlink.Nftables;
 
 namespace PodBridge.Plugin;
 
 /// <summary>
-/// ipMasq: source NAT (masquerade) for pod traffic leaving its subnet, in nftables, by running <c>nft -f -</c>.
+/// ipMasq: source NAT (masquerade) for pod traffic leaving its subnet, in nftables, through nf_tables netlink
+/// messages (<see cref="NfTablesSocket"/>; no <c>nft</c> binary needed).
 /// <para>
 /// Layout, all in one table <c>inet podbridge</c> that podbridge alone writes. Per (network, subnet) one set and one
 /// base chain of the same name, <c>masq_NETWORK_SUBNET</c>: the set holds the pod addresses of that network in that
@@ -15,16 +17,14 @@ namespace PodBridge.Plugin;
 /// reference's per-pod iptables chain. Keying by network keeps two networks with overlapping subnets apart.
 /// </para>
 /// <para>
-/// Concurrency and cost. ADD first runs only <c>add element</c>: one transaction that succeeds exactly when the set
-/// exists, and a set never exists without its chain and rule, because both are only ever created together in one
-/// nft transaction (atomic in the kernel, serialized per netns by its commit mutex). When the set is missing
-/// (first pod of that subnet on this node, or after a ruleset flush), ADD runs the setup script instead: add
-/// table/set/chain (no-ops when present), flush the chain and add its one rule, add the element. Two concurrent
-/// setups both end with the chain holding that single rule, so rules never duplicate. The split matters: any
-/// transaction that replaces or deletes something makes nft's exit wait for an RCU grace period (~10-16 ms
-/// measured here), a plain element add does not (~2.5 ms for the whole exec).
-/// DEL deletes elements; an element or set already gone is success (nft 1.0.6 has no <c>destroy</c>). Deleting waits
-/// for that grace period (+~14 ms per DEL; starting nft in parallel with the veth deletion measured no faster).
+/// Concurrency and cost. ADD first commits only the element adds: one transaction that succeeds exactly when the
+/// sets exist, and a set never exists without its chain and rule, because both are only ever created together in
+/// one transaction (atomic in the kernel, serialized per netns by its commit mutex). When a set is missing (ENOENT:
+/// first pod of that subnet on this node, or after a ruleset flush), ADD commits the setup batch instead: add
+/// table/set/chain (no-ops when present), flush the chain and add its one rule, add the elements. Two concurrent
+/// setups both end with the chain holding that single rule, so rules never duplicate.
+/// DEL deletes elements; an element or set already gone (ENOENT) is success (DESTROYSETELEM needs kernel 6.3+). A
+/// transaction that deletes something returns only after an RCU grace period, as it did with <c>nft</c> (DEL +~12 ms).
 /// Every element carries its attachment as its comment (<see cref="Masquerade.Attachment.Tag"/>): DEL without any
 /// address (no prevResult, netns already gone) and GC find the elements of an attachment by that tag. Sets, chains and
 /// rules stay for the network's next pods.
@@ -36,6 +36,10 @@ internal static partial class MasqueradeNft
     private static partial System.Text.RegularExpressions.Regex SubnetSuffix();
 
     public const string Table = "inet podbridge";
+    public const string TableName = "podbridge";
+
+    /// <summary>srcnat, as nft names it.</summary>
+    private const int SrcNatPriority = 100;
 
     /// <summary>Set and chain name for a network's subnet: readable, and always a valid unquoted nft identifier.</summary>
     public static string SetName(string network, IpCidr subnet)
@@ -56,67 +60,88 @@ internal static partial class MasqueradeNft
 
     /// <summary>
     /// Adds the pod addresses (with their subnets, host bits cleared) to the network's sets, creating the sets,
-    /// chains and rules on first use. One nft exec when the sets exist, two otherwise.
+    /// chains and rules on first use. One transaction when the sets exist, two otherwise.
     /// </summary>
     public static void Add(Masquerade.Attachment who, IReadOnlyList<(IpCidr Subnet, IPAddress Address)> pod)
     {
         using var _ = Log.Time("nft.add");
         var network = who.Network;
-        var nft = Netfilter.Require("nft", "nftables");
+        using var nft = Open();
 
-        var elements = new StringBuilder();
-        foreach (var (subnet, address) in pod)
-            elements.Append($"add element {Table} {SetName(network, subnet)} {{ {address} comment \"{who.Tag}\" }}\n");
-        if (Run(nft, elements.ToString()).ExitCode == 0) return;
-
-        var setup = new StringBuilder($"add table {Table}\n");
-        foreach (var subnet in pod.Select(p => p.Subnet).Distinct())
+        var elements = new NftBatch(NftFamily.Inet);
+        foreach (var group in pod.GroupBy(p => p.Subnet))
+            elements.AddElements(TableName, SetName(network, group.Key), group.Select(p => (p.Address, (string?)who.Tag)));
+        try
         {
-            var name = SetName(network, subnet);
-            var (ip, type, multicast) = subnet.IsV6 ? ("ip6", "ipv6_addr", "ff00::/8") : ("ip", "ipv4_addr", "224.0.0.0/4");
-            // nft caps comments at 128 bytes; the set/chain name already identifies the rule uniquely.
-            var comment = $"podbridge {network} {subnet}";
-            if (comment.Length > 128) comment = $"podbridge {network[..Math.Min(network.Length, 60)]}~ {subnet}";
-            setup.Append($"add set {Table} {name} {{ type {type}; }}\n")
-                 .Append($"add chain {Table} {name} {{ type nat hook postrouting priority srcnat; policy accept; }}\n")
-                 .Append($"flush chain {Table} {name}\n")
-                 .Append($"add rule {Table} {name} {ip} saddr @{name} {ip} daddr != {subnet} {ip} daddr != {multicast} masquerade comment \"{comment}\"\n");
+            nft.Commit(elements);
+            return;
         }
-        setup.Append(elements);
-        var r = Run(nft, setup.ToString());
-        if (r.ExitCode != 0)
-            throw new CniException(CniErrorCode.NetlinkFailure, $"ipMasq: nft could not set up masquerading in table {Table}: {r.Error}");
+        catch (NetlinkException e) when (e.Errno == Errno.ENOENT) { }
+        catch (NetlinkException e) { throw Failed("add masquerade elements", e); }
+
+        var setup = new NftBatch(NftFamily.Inet).AddTable(TableName);
+        foreach (var group in pod.GroupBy(p => p.Subnet))
+        {
+            var subnet = group.Key;
+            var name = SetName(network, subnet);
+            var family = subnet.IsV6 ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork;
+            var multicast = IPNetwork.Parse(subnet.IsV6 ? "ff00::/8" : "224.0.0.0/4");
+            // nft caps comments at 128 bytes with the NUL; the set/chain name already identifies the rule uniquely.
+            var comment = $"podbridge {network} {subnet}";
+            if (comment.Length > 127) comment = $"podbridge {network[..Math.Min(network.Length, 60)]}~ {subnet}";
+            var id = setup.AddSet(TableName, name, family);
+            setup.AddChain(TableName, name, new NftHook("nat", NftHookNum.PostRouting, SrcNatPriority))
+                 .FlushChain(TableName, name)
+                 .AddRule(TableName, name, comment,
+                     [.. NftMatch.Family(family), .. NftMatch.AddressInSet(family, source: true, name, setId: id),
+                      .. NftMatch.Address(source: false, new IPNetwork(subnet.Address, subnet.PrefixLength), negate: true),
+                      .. NftMatch.Address(source: false, multicast, negate: true), new NftMasquerade()])
+                 .AddElements(TableName, name, group.Select(p => (p.Address, (string?)who.Tag)), id);
+        }
+        try { nft.Commit(setup); }
+        catch (NetlinkException e) { throw Failed($"set up masquerading in table {Table}", e); }
         Log.Info($"ipMasq: set up masquerading for {string.Join(", ", pod.Select(p => p.Subnet).Distinct())} of network {network}");
     }
 
     /// <summary>
-    /// Removes the pod addresses from the network's sets. Already gone (element, set or table) is success; so is a
-    /// missing nft (it cannot have added anything then), since DEL must not wedge pod teardown.
+    /// Removes the pod addresses from the network's sets. Already gone (element, set or table) is success, since DEL
+    /// must not wedge pod teardown.
     /// </summary>
     public static void Remove(Masquerade.Attachment who, IReadOnlyList<(IpCidr Subnet, IPAddress Address)> pod)
     {
         using var _ = Log.Time("nft.del");
-        if (Netfilter.Find("nft") is not { } nft)
-        {
-            Log.Warn("ipMasq: the nft command was not found; no masquerade elements removed");
-            return;
-        }
+        using var nft = Open();
         if (pod.Count == 0)
         {
             // No address known (no prevResult, netns gone): the elements are found by their attachment tag.
             RemoveTagged(nft, who.Network, tag => tag == who.Tag);
             return;
         }
-        var network = who.Network;
-        var scripts = pod.Select(p => $"delete element {Table} {SetName(network, p.Subnet)} {{ {p.Address} }}\n").ToList();
-        if (Run(nft, string.Concat(scripts)).ExitCode == 0) return;
+        Delete(nft, [.. pod.Select(p => (SetName(who.Network, p.Subnet), p.Address))]);
+    }
 
-        // One transaction aborts as a whole: retry element by element so one gone element does not keep the others.
-        foreach (var script in scripts)
+    /// <summary>
+    /// One transaction deleting the elements; when it fails with ENOENT (one already gone: a transaction aborts as a
+    /// whole), element by element, so one gone element does not keep the others.
+    /// </summary>
+    private static void Delete(NfTablesSocket nft, IReadOnlyList<(string Set, IPAddress Address)> elements)
+    {
+        if (elements.Count == 0) return;
+        var batch = new NftBatch(NftFamily.Inet);
+        foreach (var (set, address) in elements) batch.DeleteElements(TableName, set, [address]);
+        try
         {
-            var r = Run(nft, script);
-            if (r.ExitCode != 0 && !r.Error.Contains("No such file or directory", StringComparison.Ordinal))
-                throw new CniException(CniErrorCode.NetlinkFailure, $"ipMasq: nft could not remove a masquerade element: {r.Error}");
+            nft.Commit(batch);
+            return;
+        }
+        catch (NetlinkException e) when (e.Errno == Errno.ENOENT && elements.Count > 1) { }
+        catch (NetlinkException e) when (e.Errno == Errno.ENOENT) { return; }
+        catch (NetlinkException e) { throw Failed("remove masquerade elements", e); }
+        foreach (var (set, address) in elements)
+        {
+            try { nft.Commit(new NftBatch(NftFamily.Inet).DeleteElements(TableName, set, [address])); }
+            catch (NetlinkException e) when (e.Errno == Errno.ENOENT) { }
+            catch (NetlinkException e) { throw Failed($"remove {address} from set {Table} {set}", e); }
         }
     }
 
@@ -125,33 +150,21 @@ internal static partial class MasqueradeNft
     {
         using var _ = Log.Time("nft.check");
         var network = who.Network;
-        var nft = Netfilter.Require("nft", "nftables");
-        var r = Run(nft, null, "-j", "list", "table", "inet", "podbridge");
-        if (r.ExitCode != 0)
-            throw Mismatch($"nftables table {Table} cannot be listed ({r.Error})");
+        using var nft = Open();
+        IReadOnlyList<NftRuleInfo> rules;
+        try { rules = nft.ListRules(NftFamily.Inet, TableName); }
+        catch (NetlinkException e) { throw Mismatch($"nftables table {Table} cannot be listed ({e.Message})"); }
+        var masqueradingChains = rules.Where(r => r.Expressions.Contains("masq")).Select(r => r.Chain).ToHashSet(StringComparer.Ordinal);
 
-        using var doc = JsonDocument.Parse(r.Output);
-        var sets = new Dictionary<string, List<IPAddress>>();
-        var masqueradingChains = new HashSet<string>();
-        foreach (var item in doc.RootElement.GetProperty("nftables").EnumerateArray())
+        foreach (var group in pod.GroupBy(p => p.Subnet))
         {
-            if (item.TryGetProperty("set", out var set) && set.GetProperty("name").GetString() is { } setName)
-            {
-                sets[setName] = Elements(set).Select(e => e.Address).ToList();
-            }
-            else if (item.TryGetProperty("rule", out var rule) && rule.GetProperty("chain").GetString() is { } chain
-                     && rule.TryGetProperty("expr", out var expr)
-                     && expr.EnumerateArray().Any(x => x.ValueKind == JsonValueKind.Object && x.TryGetProperty("masquerade", out var _)))
-            {
-                masqueradingChains.Add(chain);
-            }
-        }
-
-        foreach (var (subnet, address) in pod)
-        {
-            var name = SetName(network, subnet);
-            if (!sets.TryGetValue(name, out var elems)) throw Mismatch($"nftables set {Table} {name} does not exist");
-            if (!elems.Contains(address)) throw Mismatch($"{address} is not in nftables set {Table} {name} (not masqueraded)");
+            var name = SetName(network, group.Key);
+            IReadOnlyList<IPAddress>? elems;
+            try { elems = nft.ListSetElements(NftFamily.Inet, TableName, name); }
+            catch (NetlinkException e) { throw Mismatch($"nftables set {Table} {name} cannot be listed ({e.Message})"); }
+            if (elems is null) throw Mismatch($"nftables set {Table} {name} does not exist");
+            foreach (var (_, address) in group)
+                if (!elems.Contains(address)) throw Mismatch($"{address} is not in nftables set {Table} {name} (not masqueraded)");
             if (!masqueradingChains.Contains(name)) throw Mismatch($"nftables chain {Table} {name} has no masquerade rule");
         }
 
@@ -165,52 +178,47 @@ internal static partial class MasqueradeNft
     public static void Gc(string network, Func<string, bool> keep)
     {
         using var _ = Log.Time("nft.gc");
-        if (Netfilter.Find("nft") is not { } nft) return;
+        using var nft = Open();
         RemoveTagged(nft, network, tag => !keep(tag));
     }
 
-    /// <summary>One listing of the table, then one transaction deleting the matching elements of this network's sets.</summary>
-    private static void RemoveTagged(string nft, string network, Func<string, bool> remove)
+    /// <summary>Every set of table inet podbridge with its elements and their comments; empty when there is no table.</summary>
+    public static Dictionary<string, List<NftSetElement>> ReadSets(NfTablesSocket nft)
     {
-        var r = Run(nft, null, "-j", "list", "table", "inet", "podbridge");
-        if (r.ExitCode != 0) return; // no table: nothing was ever masqueraded here
+        var sets = new Dictionary<string, List<NftSetElement>>(StringComparer.Ordinal);
+        foreach (var name in nft.ListSets(NftFamily.Inet, TableName))
+            if (nft.ListSetElementsWithComments(NftFamily.Inet, TableName, name) is { } elements) sets[name] = [.. elements];
+        return sets;
+    }
+
+    /// <summary>One listing of this network's sets, then one transaction deleting the matching elements.</summary>
+    private static void RemoveTagged(NfTablesSocket nft, string network, Func<string, bool> remove)
+    {
         var prefix = SetPrefix(network);
-        var script = new StringBuilder();
-        using (var doc = JsonDocument.Parse(r.Output))
+        var doomed = new List<(string Set, IPAddress Address)>();
+        try
         {
-            foreach (var item in doc.RootElement.GetProperty("nftables").EnumerateArray())
+            foreach (var (name, elements) in ReadSets(nft))
             {
                 // Exactly this network's sets: "masq_a_" also starts the sets of a network called "a_b".
-                if (!item.TryGetProperty("set", out var set) || set.GetProperty("name").GetString() is not { } name
-                    || !name.StartsWith(prefix, StringComparison.Ordinal) || !SubnetSuffix().IsMatch(name.AsSpan(prefix.Length))) continue;
-                foreach (var (address, tag) in Elements(set))
-                    if (tag is not null && remove(tag))
-                        script.Append($"delete element {Table} {name} {{ {address} }}\n");
+                if (!name.StartsWith(prefix, StringComparison.Ordinal) || !SubnetSuffix().IsMatch(name.AsSpan(prefix.Length))) continue;
+                foreach (var e in elements)
+                    if (e.Comment is { } tag && remove(tag)) doomed.Add((name, e.Address));
             }
         }
-        if (script.Length == 0) return;
-        var d = Run(nft, script.ToString());
-        if (d.ExitCode != 0 && !d.Error.Contains("No such file or directory", StringComparison.Ordinal))
-            throw new CniException(CniErrorCode.NetlinkFailure, $"ipMasq: nft could not remove masquerade elements: {d.Error}");
-        Log.Info($"ipMasq: removed tagged masquerade elements of network {network}: {script.ToString().Trim().ReplaceLineEndings("; ")}");
+        catch (NetlinkException e) { throw Failed($"list table {Table}", e); }
+        if (doomed.Count == 0) return;
+        Delete(nft, doomed);
+        Log.Info($"ipMasq: removed tagged masquerade elements of network {network}: {string.Join("; ", doomed.Select(d => $"{d.Set} {d.Address}"))}");
     }
 
-    /// <summary>A set's elements as nft -j prints them: a bare address, or {"elem":{"val":ADDRESS,"comment":TAG}}.</summary>
-    private static List<(IPAddress Address, string? Tag)> Elements(JsonElement set)
+    /// <summary>A socket in this process's netns (the node's: the plugin never enters the pod's netns on this thread).</summary>
+    private static NfTablesSocket Open()
     {
-        var elems = new List<(IPAddress, string?)>();
-        if (!set.TryGetProperty("elem", out var list)) return elems;
-        foreach (var e in list.EnumerateArray())
-        {
-            if (e.ValueKind == JsonValueKind.String && IPAddress.TryParse(e.GetString(), out var a)) elems.Add((a, null));
-            else if (e.ValueKind == JsonValueKind.Object && e.TryGetProperty("elem", out var inner)
-                     && inner.TryGetProperty("val", out var val) && val.ValueKind == JsonValueKind.String
-                     && IPAddress.TryParse(val.GetString(), out var b))
-                elems.Add((b, inner.TryGetProperty("comment", out var c) ? c.GetString() : null));
-        }
-        return elems;
+        try { return NfTablesSocket.Open(); }
+        catch (NetlinkException e) { throw Failed("open a NETLINK_NETFILTER socket", e); }
     }
 
-    private static Netfilter.Result Run(string nft, string? script, params string[] args) =>
-        Netfilter.Run(nft, script is null ? args : ["-f", "-", .. args], script);
+    private static CniException Failed(string what, NetlinkException e) =>
+        new(CniErrorCode.NetlinkFailure, $"ipMasq: nf_tables could not {what}: {e.Message}");
 }

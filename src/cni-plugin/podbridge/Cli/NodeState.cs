@@ -1,6 +1,5 @@
 using System.Net;
 using System.Text;
-using System.Text.Json;
 using System.Text.RegularExpressions;
 using PodBridge.Cni;
 using PodBridge.Ipam;
@@ -90,31 +89,18 @@ internal sealed partial class NetworkState : IDisposable
         return orphans;
     }
 
-    /// <summary>Set name → elements of podbridge's nftables table; empty when it or nft does not exist.</summary>
+    /// <summary>
+    /// Set name → elements of podbridge's nftables table, read over netlink (no nft binary needed); empty when the
+    /// table does not exist or nf_tables cannot be read here.
+    /// </summary>
     private static Dictionary<string, List<IPAddress>> MasqueradeSets()
     {
-        var sets = new Dictionary<string, List<IPAddress>>();
-        var nft = new[] { "/usr/sbin/nft", "/sbin/nft" }.FirstOrDefault(File.Exists);
-        if (nft is null) return sets;
-        ChildProcess.Outcome r;
-        try { r = ChildProcess.Run(nft, ["-j", "list", "table", "inet", "podbridge"], null, null, TimeSpan.FromSeconds(10), captureStderr: true); }
-        catch (Exception e) when (e is FileNotFoundException or TimeoutException) { return sets; }
-        if (r.ExitCode != 0) return sets;
-        using var doc = JsonDocument.Parse(r.Stdout);
-        foreach (var item in doc.RootElement.GetProperty("nftables").EnumerateArray())
+        try
         {
-            if (!item.TryGetProperty("set", out var set) || set.GetProperty("name").GetString() is not { } name) continue;
-            var elems = new List<IPAddress>();
-            if (set.TryGetProperty("elem", out var list))
-                foreach (var e in list.EnumerateArray())
-                {
-                    // An element with a comment (the attachment it belongs to) is {"elem": {"val": ..., "comment": ...}}.
-                    var v = e.ValueKind == JsonValueKind.Object && e.TryGetProperty("elem", out var inner) && inner.TryGetProperty("val", out var val) ? val : e;
-                    if (v.ValueKind == JsonValueKind.String && IPAddress.TryParse(v.GetString(), out var a)) elems.Add(a);
-                }
-            sets[name] = elems;
+            using var nft = PodBridge.Netlink.Nftables.NfTablesSocket.Open();
+            return MasqueradeNft.ReadSets(nft).ToDictionary(s => s.Key, s => s.Value.Select(e => e.Address).ToList());
         }
-        return sets;
+        catch (NetlinkException) { return []; }
     }
 
     /// <summary>The attachments whose lease is live: everything masqueraded for any other one is garbage.</summary>

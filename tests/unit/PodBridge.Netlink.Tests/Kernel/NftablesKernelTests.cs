@@ -111,5 +111,20 @@ public sealed class NftablesKernelTests : IDisposable
         Assert.Contains("ip saddr @pods ip daddr != 10.85.0.0/16 masquerade comment \"podbridge: net1 10.85.0.0/16\"", listed);
     }
 
+    [Fact]
+    public void Element_comments_round_trip_through_the_kernel_and_nft_shows_them()
+    {
+        using var nft = NfTablesSocket.OpenIn(_ns.Handle);
+        var batch = new NftBatch(NftFamily.Inet).AddTable("pbtest");
+        var id = batch.AddSet("pbtest", "pods6", AddressFamily.InterNetworkV6);
+        batch.AddElements("pbtest", "pods6", [(IPAddress.Parse("fd00::2"), (string?)"c1/eth0"), (IPAddress.Parse("fd00::3"), null)], id);
+        nft.Commit(batch);
+        var elements = nft.ListSetElementsWithComments(NftFamily.Inet, "pbtest", "pods6")!.OrderBy(e => e.Address.ToString()).ToList();
+        Assert.Equal([new NftSetElement(IPAddress.Parse("fd00::2"), "c1/eth0"), new NftSetElement(IPAddress.Parse("fd00::3"), null)], elements);
+        Assert.Equal(["pods6"], nft.ListSets(NftFamily.Inet, "pbtest"));
+        Assert.Empty(nft.ListSets(NftFamily.Inet, "nosuchtable"));
+        Assert.Contains("fd00::2 comment \"c1/eth0\"", Nft("list", "table", "inet", "pbtest"));
+    }
+
     public void Dispose() => _ns.Dispose();
 }
