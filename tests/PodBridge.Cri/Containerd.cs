@@ -84,6 +84,9 @@ public sealed class Containerd : IAsyncDisposable
         var c = new Containerd(options);
         try
         {
+            // Before portmap can run: what of its shared host NAT state exists already (the record sits next to the dir).
+            HostPortmapState.Acquire(options.Dir.TrimEnd('/') + HostPortmapState.RecordSuffix);
+            c._hostNatAcquired = true;
             Directory.CreateDirectory(c.CniBinDir);
             foreach (var (name, source) in options.CniBinaries)
                 File.Copy(source, Path.Combine(c.CniBinDir, name), overwrite: true);
@@ -246,9 +249,21 @@ public sealed class Containerd : IAsyncDisposable
         finally
         {
             Client.Dispose();
-            ForceCleanup(Dir);
+            try { ForceCleanup(Dir); }
+            finally
+            {
+                if (_hostNatAcquired) HostNatLeftOver = HostPortmapState.Release();
+            }
         }
     }
+
+    private bool _hostNatAcquired;
+
+    /// <summary>
+    /// After <see cref="DisposeAsync"/>: the shared host NAT state portmap created while this process's containerds ran
+    /// and that could not be removed (empty when it was, or when another containerd of this process still runs).
+    /// </summary>
+    public IReadOnlyList<string> HostNatLeftOver { get; private set; } = [];
 
     private static Process? TryGetProcess(int pid)
     {
@@ -469,7 +484,7 @@ public sealed class Containerd : IAsyncDisposable
             .ToList();
     }
 
-    private static List<int> ProcessesWhoseCommandLine(Func<string[], bool> match)
+    internal static List<int> ProcessesWhoseCommandLine(Func<string[], bool> match)
     {
         var pids = new List<int>();
         foreach (var procDir in Directory.GetDirectories("/proc"))

@@ -91,5 +91,9 @@ public sealed class CriFixture : IAsyncLifetime
             foreach (var net in _networks) net.Dispose();
             RunScope.TryDeleteDirectory(_logDir);
         }
+        // The teardown's own test: portmap's shared host chains, and the ip6 nat table its IPv6 DEL creates, are gone
+        // when this process created them (left alone when they existed before, or another containerd still runs).
+        if (Containerd is not null && Containerd.HostNatLeftOver.Count > 0)
+            throw new InvalidOperationException($"the CRI tests left host NAT state behind: {string.Join(", ", Containerd.HostNatLeftOver)}");
     }
 }

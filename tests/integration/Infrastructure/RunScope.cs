@@ -103,6 +103,9 @@ public static class RunScope
             }
             // portmap rules of this run's networks (named with the prefix), even when the containerd dir is gone.
             PodBridge.Cri.Containerd.RemovePortmapRules(line => line.Contains($"dnat name: \\\"{prefix}", StringComparison.Ordinal));
+            // portmap's shared chains and the ip6 nat table, when this run's record proves it created them.
+            foreach (var record in Directory.GetFiles(Path.GetTempPath(), prefix + "*-containerd" + PodBridge.Cri.HostPortmapState.RecordSuffix))
+                PodBridge.Cri.HostPortmapState.SweepCrashedRun(record);
 
             foreach (var ns in NetnsNames().Where(n => n.StartsWith(prefix, StringComparison.Ordinal)))
                 RunSync("ip", "netns", "delete", ns);
