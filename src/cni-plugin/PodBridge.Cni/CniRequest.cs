@@ -2,6 +2,21 @@ namespace PodBridge.Cni;
 
 public enum CniVerb { Add, Del, Check, Version, Gc, Status }
 
+public static class CniVerbNames
+{
+    /// <summary>The verb as CNI_COMMAND spells it, without Enum.ToString (reflection-backed under AOT, ~0.15 ms).</summary>
+    public static string Name(this CniVerb verb) => verb switch
+    {
+        CniVerb.Add => "ADD",
+        CniVerb.Del => "DEL",
+        CniVerb.Check => "CHECK",
+        CniVerb.Version => "VERSION",
+        CniVerb.Gc => "GC",
+        CniVerb.Status => "STATUS",
+        _ => "UNKNOWN",
+    };
+}
+
 /// <summary>
 /// One plugin invocation, parsed from the CNI_* environment and stdin.
 /// Fields a verb does not need are empty strings (libcni exports all six variables, "" for unused ones).

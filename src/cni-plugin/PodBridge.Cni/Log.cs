@@ -29,8 +29,8 @@ public static partial class Log
         var who = request.ContainerId.Length > 0
             ? $"{(request.ContainerId.Length > 12 ? request.ContainerId[..12] : request.ContainerId)}/{request.IfName}"
             : "-";
-        _prefix = $"{Environment.ProcessId} {plugin} {request.Verb.ToString().ToUpperInvariant()} {who}";
-        Context = new CallContext(plugin, request.Verb.ToString().ToUpperInvariant(), request.ContainerId, request.IfName,
+        _prefix = $"{Environment.ProcessId} {plugin} {request.Verb.Name()} {who}";
+        Context = new CallContext(plugin, request.Verb.Name(), request.ContainerId, request.IfName,
             request.Args.PodNamespace, request.Args.PodName);
     }
 

@@ -138,7 +138,7 @@ public sealed class IpamServer : IDisposable
         {
             var (env, config) = WarmProtocol.DecodeRequest(payload);
             var request = CniEnvironment.Parse(name => env.GetValueOrDefault(name), () => config);
-            what = $"{request.Verb.ToString().ToUpperInvariant()} {request.ContainerId}/{request.IfName}";
+            what = $"{request.Verb.Name()} {request.ContainerId}/{request.IfName}";
             var conf = NetConf.Parse(request.StdinConfig);
             if (Path.GetFullPath(IpamSettings.ForRelease(conf).DataDir) != _dataDir)
                 return WarmProtocol.Response(WarmProtocol.NotMine, []);
