@@ -36,3 +36,9 @@ catch (Exception e) when (e is AgentException or k8s.Exceptions.KubeConfigExcept
     Log(e.Message);
     return 1;
 }
+catch (Exception e)
+{
+    // Anything else is a bug or a broken image (e.g. a missing shared library): say so instead of dying silently.
+    Log($"unexpected failure: {e.GetType().Name}: {e.Message}");
+    return 1;
+}
