@@ -290,6 +290,9 @@ public sealed class AgentProcess
 
     public string ReadLog()
     {
+        // HasExited turns true before the redirected-output events have all run; the parameterless WaitForExit
+        // waits for them, so an exited agent's last lines are in the file before we read it.
+        if (_process.HasExited) _process.WaitForExit();
         try
         {
             using var stream = new FileStream(_log, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
