@@ -426,7 +426,8 @@ public sealed class Containerd : IAsyncDisposable
 
     private static string? RunOutput(string file, params string[] args) => RunWithInput(file, null, args);
 
-    private static string? RunWithInput(string file, string? stdin, params string[] args)
+    /// <summary>Runs a tool, feeding <paramref name="stdin"/>; its stdout when it exits 0, else null (also when it is missing).</summary>
+    internal static string? RunWithInput(string file, string? stdin, params string[] args)
     {
         var psi = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = stdin is not null };
         foreach (var a in args) psi.ArgumentList.Add(a);

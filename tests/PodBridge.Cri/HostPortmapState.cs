@@ -150,26 +150,5 @@ public static class HostPortmapState
 
     private static string? Save(string family) => Output($"/usr/sbin/{Tool(family)}-save", null, "-t", "nat");
 
-    private static string? Output(string file, string? stdin, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file)
-        {
-            UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = stdin is not null,
-        };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        try
-        {
-            using var p = Process.Start(psi)!;
-            if (stdin is not null)
-            {
-                p.StandardInput.Write(stdin);
-                p.StandardInput.Close();
-            }
-            var stderr = p.StandardError.ReadToEndAsync();
-            var stdout = p.StandardOutput.ReadToEnd();
-            if (!p.WaitForExit(30_000)) p.Kill(entireProcessTree: true);
-            return p.ExitCode == 0 ? stdout : null;
-        }
-        catch (System.ComponentModel.Win32Exception) { return null; }
-    }
+    private static string? Output(string file, string? stdin, params string[] args) => Containerd.RunWithInput(file, stdin, args);
 }

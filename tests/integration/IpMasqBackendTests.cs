@@ -46,13 +46,7 @@ public sealed class IpMasqBackendTests(ITestOutputHelper output)
         using var net = await TestNetwork.Create(isolatedNode: true);
         using var pod = await TestPod.Create();
         using var outside = await TestNetNs.Create();
-        var (nodeEnd, outsideEnd) = (RunScope.NewName(), RunScope.NewName());
-        var (nodeIp, outsideIp) = ($"10.251.{net.Octet}.1", $"10.251.{net.Octet}.2");
-        (await Sh.Ip(net.NodeNs, "link", "add", nodeEnd, "type", "veth", "peer", "name", outsideEnd, "netns", outside.Name)).EnsureOk();
-        (await Sh.Ip(net.NodeNs, "addr", "add", $"{nodeIp}/30", "dev", nodeEnd)).EnsureOk();
-        (await Sh.Ip(net.NodeNs, "link", "set", nodeEnd, "up")).EnsureOk();
-        (await Sh.Ip(outside.Name, "addr", "add", $"{outsideIp}/30", "dev", outsideEnd)).EnsureOk();
-        (await Sh.Ip(outside.Name, "link", "set", outsideEnd, "up")).EnsureOk();
+        var (nodeIp, outsideIp) = await IpMasqTests.ConnectOutsideHost(net, outside);
 
         var cni = new CniDriver(Flavor, net);
         var conf = MasqConfig(net, "iptables");

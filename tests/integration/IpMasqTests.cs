@@ -170,6 +170,22 @@ public sealed class IpMasqTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// Wires a host of the test's own ("outside" the pod subnet) to the node by a /30 veth; it knows no route back to
+    /// the pod subnet, so only masqueraded pod traffic gets answered.
+    /// </summary>
+    internal static async Task<(string NodeIp, string OutsideIp)> ConnectOutsideHost(TestNetwork net, TestNetNs outside)
+    {
+        var (nodeEnd, outsideEnd) = (RunScope.NewName(), RunScope.NewName());
+        var (nodeIp, outsideIp) = ($"10.251.{net.Octet}.1", $"10.251.{net.Octet}.2");
+        (await Sh.Ip(net.NodeNs, "link", "add", nodeEnd, "type", "veth", "peer", "name", outsideEnd, "netns", outside.Name)).EnsureOk();
+        (await Sh.Ip(net.NodeNs, "addr", "add", $"{nodeIp}/30", "dev", nodeEnd)).EnsureOk();
+        (await Sh.Ip(net.NodeNs, "link", "set", nodeEnd, "up")).EnsureOk();
+        (await Sh.Ip(outside.Name, "addr", "add", $"{outsideIp}/30", "dev", outsideEnd)).EnsureOk();
+        (await Sh.Ip(outside.Name, "link", "set", outsideEnd, "up")).EnsureOk();
+        return (nodeIp, outsideIp);
+    }
+
+    /// <summary>
     /// The functional proof: an "outside" host reachable from the node only knows the route back to the node's own
     /// address, so the pod's ping is answered only when the node rewrote the source. Taking the pod's address out of
     /// the set (the rest stays) makes the same ping fail, so the element is what does it.
@@ -180,13 +196,7 @@ public sealed class IpMasqTests(ITestOutputHelper output)
         using var net = await TestNetwork.Create(isolatedNode: true);
         using var pod = await TestPod.Create();
         using var outside = await TestNetNs.Create();
-        var (nodeEnd, outsideEnd) = (RunScope.NewName(), RunScope.NewName());
-        var (nodeIp, outsideIp) = ($"10.251.{net.Octet}.1", $"10.251.{net.Octet}.2");
-        (await Sh.Ip(net.NodeNs, "link", "add", nodeEnd, "type", "veth", "peer", "name", outsideEnd, "netns", outside.Name)).EnsureOk();
-        (await Sh.Ip(net.NodeNs, "addr", "add", $"{nodeIp}/30", "dev", nodeEnd)).EnsureOk();
-        (await Sh.Ip(net.NodeNs, "link", "set", nodeEnd, "up")).EnsureOk();
-        (await Sh.Ip(outside.Name, "addr", "add", $"{outsideIp}/30", "dev", outsideEnd)).EnsureOk();
-        (await Sh.Ip(outside.Name, "link", "set", outsideEnd, "up")).EnsureOk();
+        var (nodeIp, outsideIp) = await ConnectOutsideHost(net, outside);
 
         var cni = new CniDriver(Flavor, net);
         var conf = MasqConfig(net);
