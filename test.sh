@@ -50,6 +50,8 @@ say() { printf '==> %s\n' "$*"; }
 PACKAGES=(clang containernetworking-plugins podman runc busybox-static iproute2 iputils-ping nftables iptables)
 # containerd (1.6) for the CRI scenarios (tests/integration/Cri): a private instance per run, kubelet's path.
 PACKAGES+=(containerd)
+# libssl3: .NET's HTTPS (the node agent and the tests' TLS API server) and the agent image, which copies it.
+PACKAGES+=(libssl3)
 if [[ $RUN_INTEGRATION -eq 1 && $APT -eq 1 ]]; then
     missing=()
     for p in "${PACKAGES[@]}"; do

@@ -11,13 +11,7 @@ internal static partial class RtRequests
     /// IFLA_BRPORT_ISOLATED: an isolated port forwards only to non-isolated ports (the bridge itself, uplinks), never
     /// to another isolated one. Same nested IFLA_PROTINFO as hairpin mode.
     /// </summary>
-    public static int SetIsolated(Span<byte> buffer, int index, bool on)
-    {
-        var w = Begin(buffer, MessageType.SetLink, Change, new IfInfoMsg { Family = Family.Bridge, Index = index });
-        using (w.BeginNested(LinkAttr.ProtInfo))
-            w.WriteU8(BridgePortAttr.Isolated, on ? (byte)1 : (byte)0);
-        return w.Finish();
-    }
+    public static int SetIsolated(Span<byte> buffer, int index, bool on) => SetBridgePort(buffer, index, hairpin: null, isolated: on);
 
     /// <summary>A new bridge with vlan_filtering on: refused as a whole (nothing created) by a kernel without it.</summary>
     private static int NewVlanFilteringBridge(Span<byte> buffer, string name, int? mtu, ReadOnlySpan<byte> mac)

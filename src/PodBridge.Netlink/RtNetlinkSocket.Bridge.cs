@@ -5,6 +5,16 @@ namespace PodBridge.Netlink;
 // Bridge port options and VLANs.
 public sealed partial class RtNetlinkSocket
 {
+    /// <summary>
+    /// Hairpin and isolation of a bridge port in one request (ADD sets both with one round trip); a null flag is left
+    /// as it is. The link must already be enslaved.
+    /// </summary>
+    public void SetBridgePort(int index, bool? hairpin, bool? isolated)
+    {
+        CheckIndex(index);
+        Ack(RtRequests.SetBridgePort(Request, index, hairpin, isolated), new Operation("RTM_SETLINK AF_BRIDGE port flags", index: index));
+    }
+
     /// <summary>Port isolation of a bridge port (IFLA_BRPORT_ISOLATED); the link must already be enslaved.</summary>
     public void SetBridgePortIsolated(int index, bool on)
     {

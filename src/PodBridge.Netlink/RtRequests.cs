@@ -100,11 +100,17 @@ internal static partial class RtRequests
     /// Bridge port options go to the AF_BRIDGE handler; it reads IFLA_PROTINFO as a nest of IFLA_BRPORT_* only
     /// when NLA_F_NESTED is set (without it, the payload is the legacy one-byte port state).
     /// </summary>
-    public static int SetHairpin(Span<byte> buffer, int index, bool on)
+    public static int SetHairpin(Span<byte> buffer, int index, bool on) => SetBridgePort(buffer, index, hairpin: on, isolated: null);
+
+    /// <summary>Bridge port flags in one AF_BRIDGE RTM_SETLINK (IFLA_PROTINFO): only the ones given are written.</summary>
+    public static int SetBridgePort(Span<byte> buffer, int index, bool? hairpin, bool? isolated)
     {
         var w = Begin(buffer, MessageType.SetLink, Change, new IfInfoMsg { Family = Family.Bridge, Index = index });
         using (w.BeginNested(LinkAttr.ProtInfo))
-            w.WriteU8(BridgePortAttr.Mode, on ? (byte)1 : (byte)0);
+        {
+            if (hairpin is { } h) w.WriteU8(BridgePortAttr.Mode, h ? (byte)1 : (byte)0);
+            if (isolated is { } i) w.WriteU8(BridgePortAttr.Isolated, i ? (byte)1 : (byte)0);
+        }
         return w.Finish();
     }
 

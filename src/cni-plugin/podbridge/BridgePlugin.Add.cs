@@ -61,8 +61,8 @@ public sealed partial class BridgePlugin
             {
                 hostLink = host.GetLink(hostName) ?? throw new CniException(CniErrorCode.NetlinkFailure, $"veth {hostName} vanished after creation");
                 host.SetMaster(hostLink.Index, bridge.Index);
-                if (cfg.HairpinMode) host.SetBridgePortHairpin(hostLink.Index, true);
-                if (cfg.PortIsolation) host.SetBridgePortIsolated(hostLink.Index, true);
+                if (cfg.HairpinMode || cfg.PortIsolation)
+                    host.SetBridgePort(hostLink.Index, cfg.HairpinMode ? true : null, cfg.PortIsolation ? true : null);
                 ConfigurePortVlans(host, hostLink.Index, hostName, cfg);
                 host.SetLinkUp(hostLink.Index); // MAC and MTU are what creation gave it: no re-read needed
                 // A bridge without an explicit address takes its lowest port MAC: report what it has now.

@@ -15,6 +15,25 @@ public class BridgeRequestBytesTests
     }
 
     [Fact]
+    public void SetBridgePort_WritesHairpinAndIsolationInOneProtInfo()
+    {
+        var actual = Build(b => RtRequests.SetBridgePort(b.Span, 5, hairpin: true, isolated: true));
+        byte[] expected =
+        [
+            0x34, 0x00, 0x00, 0x00,                         // nlmsg_len 52
+            0x13, 0x00,                                     // RTM_SETLINK
+            0x05, 0x00,                                     // NLM_F_REQUEST|ACK
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x07, 0x00, 0x00, 0x00, 0x05, 0x00, 0x00, 0x00, // ifinfomsg: AF_BRIDGE, index 5
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x14, 0x00, 0x0c, 0x80,                         // IFLA_PROTINFO | NLA_F_NESTED, len 20
+            0x05, 0x00, 0x04, 0x00, 0x01, 0x00, 0x00, 0x00, //   IFLA_BRPORT_MODE 1 (hairpin) + 3 pad
+            0x05, 0x00, 0x21, 0x00, 0x01, 0x00, 0x00, 0x00, //   IFLA_BRPORT_ISOLATED (33) 1 + 3 pad
+        ];
+        Assert.Equal(expected, actual);
+    }
+
+    [Fact]
     public void SetIsolated_IsAnAfBridgeSetLinkWithNestedProtInfo()
     {
         var actual = Build(b => RtRequests.SetIsolated(b.Span, 5, on: true));
