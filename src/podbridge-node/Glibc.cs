@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text;
 
@@ -46,6 +47,36 @@ public static partial class Glibc
             i = next < 0 ? -1 : start + next;
         }
         return max;
+    }
+
+    /// <summary>
+    /// An ELF executable without a program interpreter (PT_INTERP) is statically linked: the dynamic loader never runs
+    /// and the node's glibc does not matter (podbridge and podbridge-ipam are built so). Its text still holds libc's own
+    /// GLIBC_x.y strings, which <see cref="Required"/> would misread as requirements.
+    /// </summary>
+    public static bool IsStaticExecutable(string path)
+    {
+        const uint PtInterp = 3, PtDynamic = 2;
+        using var file = File.OpenRead(path);
+        Span<byte> header = stackalloc byte[64];
+        if (file.ReadAtLeast(header, header.Length, throwOnEndOfStream: false) < header.Length) return false;
+        // ELF64, little-endian, ET_EXEC or ET_DYN.
+        if (!header[..4].SequenceEqual("\x7fELF"u8) || header[4] != 2 || header[5] != 1) return false;
+        var type = BinaryPrimitives.ReadUInt16LittleEndian(header[16..]);
+        if (type is not (2 or 3)) return false;
+        var phoff = (long)BinaryPrimitives.ReadUInt64LittleEndian(header[32..]);
+        var phentsize = BinaryPrimitives.ReadUInt16LittleEndian(header[54..]);
+        var phnum = BinaryPrimitives.ReadUInt16LittleEndian(header[56..]);
+        if (phentsize < 56 || phnum == 0) return false;
+        var table = new byte[phentsize * phnum];
+        file.Position = phoff;
+        if (file.ReadAtLeast(table, table.Length, throwOnEndOfStream: false) < table.Length) return false;
+        for (var i = 0; i < phnum; i++)
+        {
+            var ptype = BinaryPrimitives.ReadUInt32LittleEndian(table.AsSpan(i * phentsize));
+            if (ptype is PtInterp or PtDynamic) return false;
+        }
+        return true;
     }
 
     [LibraryImport("libc", EntryPoint = "gnu_get_libc_version")]

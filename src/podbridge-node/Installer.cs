@@ -38,7 +38,7 @@ public static class Installer
         // Check every binary before installing any: half an installation is worse than none.
         foreach (var (name, source) in plan)
         {
-            var required = Glibc.Required(source);
+            var required = Glibc.IsStaticExecutable(source) ? null : Glibc.Required(source);
             if (required is null || nodeGlibc is null) continue;
             if (nodeGlibc < required)
                 throw new AgentException(

@@ -1,5 +1,4 @@
 using System.Net;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.RegularExpressions;
 using PodBridge.Cni;
@@ -23,7 +22,7 @@ internal static partial class MasqueradeIptables
         v6 ? ("ip6tables", "ip6tables-restore", "ff00::/8") : ("iptables", "iptables-restore", "224.0.0.0/4");
 
     public static string ChainName(Masquerade.Attachment who) =>
-        "PB-" + Convert.ToHexStringLower(SHA512.HashData(Encoding.UTF8.GetBytes($"{who.Network}\n{who.Tag}")))[..24];
+        "PB-" + Convert.ToHexStringLower(Sha512.Hash(Encoding.UTF8.GetBytes($"{who.Network}\n{who.Tag}")))[..24];
 
     private static string Comment(string network, string tag) => $"podbridge name: \\\"{network}\\\" id: \\\"{tag}\\\"";
 

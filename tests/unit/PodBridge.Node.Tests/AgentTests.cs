@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Net;
 using System.Text.Json;
 using k8s;
@@ -140,6 +141,28 @@ public class FilesTests : IDisposable
         File.WriteAllBytes(path, [.. "static binary"u8]);
         Assert.Null(Glibc.Required(path));
         Assert.NotNull(Glibc.Running());
+    }
+
+    [Theory]
+    [InlineData(new uint[] { 6, 1, 1, 4 }, true)]      // PHDR, LOAD, LOAD, NOTE: static
+    [InlineData(new uint[] { 6, 3, 1, 2 }, false)]     // with INTERP and DYNAMIC: dynamically linked
+    [InlineData(new uint[] { 1, 2 }, false)]           // DYNAMIC only (a shared library)
+    public void A_static_executable_is_one_without_a_program_interpreter(uint[] programHeaderTypes, bool isStatic)
+    {
+        var path = Path.Combine(_dir, "elf");
+        var bytes = new byte[64 + 56 * programHeaderTypes.Length];
+        "\x7fELF"u8.CopyTo(bytes);
+        bytes[4] = 2; bytes[5] = 1; bytes[6] = 1;
+        BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(16), 2); // ET_EXEC
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(32), 64);
+        BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(54), 56);
+        BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(56), (ushort)programHeaderTypes.Length);
+        for (var i = 0; i < programHeaderTypes.Length; i++)
+            BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(64 + 56 * i), programHeaderTypes[i]);
+        File.WriteAllBytes(path, bytes);
+        Assert.Equal(isStatic, Glibc.IsStaticExecutable(path));
+        File.WriteAllBytes(path, [.. "\0GLIBC_2.34\0"u8]); // not ELF
+        Assert.False(Glibc.IsStaticExecutable(path));
     }
 
     [Fact]
