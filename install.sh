@@ -61,8 +61,9 @@ fi
 # --- host tools ----------------------------------------------------------------------------------------
 # command -> Debian package. ip/bridge for the demo and for debugging, modprobe for br_netfilter, clang as the
 # Native AOT linker (the SDK falls back to gcc, but the published binaries are built and measured with clang),
-# nft for networks that set macspoofchk (ipMasq speaks nf_tables netlink itself).
-declare -A NEED=([ip]=iproute2 [bridge]=iproute2 [ping]=iputils-ping [clang]=clang [nft]=nftables)
+# objcopy (binutils) to split the static executables' debug symbols, nft for networks that set macspoofchk (ipMasq
+# speaks nf_tables netlink itself).
+declare -A NEED=([ip]=iproute2 [bridge]=iproute2 [ping]=iputils-ping [clang]=clang [objcopy]=binutils [nft]=nftables)
 [[ $MODULES -eq 1 ]] && NEED[modprobe]=kmod
 missing=()
 for cmd in "${!NEED[@]}"; do

@@ -46,8 +46,9 @@ say() { printf '==> %s\n' "$*"; }
 
 # --- packages ------------------------------------------------------------------------------------------
 # clang links the Native AOT binaries; reference plugins and podman for comparison/interop, busybox-static for
-# the podman rootfs, the tools the integration harness inspects the kernel with (nft for ipMasq).
-PACKAGES=(clang containernetworking-plugins podman runc busybox-static iproute2 iputils-ping nftables iptables)
+# the podman rootfs, the tools the integration harness inspects the kernel with (nft for ipMasq), strace for the
+# start-up test, binutils for GNU objcopy (splits the static executables' debug symbols) and readelf.
+PACKAGES=(clang containernetworking-plugins podman runc busybox-static iproute2 iputils-ping nftables iptables strace binutils)
 # containerd (1.6) for the CRI scenarios (tests/integration/Cri): a private instance per run, kubelet's path.
 PACKAGES+=(containerd)
 # libssl3: .NET's HTTPS (the node agent and the tests' TLS API server) and the agent image, which copies it.
