@@ -14,6 +14,8 @@ public enum LogLevel { Debug = 0, Info = 1, Warn = 2, Error = 3, Off = 4 }
 /// </summary>
 public static partial class Log
 {
+    // ADD runs its IPAM call on a second thread (BridgePlugin.Add): lines and step timings come from both.
+    private static readonly Lock Sync = new();
     private static readonly StringBuilder FileBuffer = new();
     private static readonly StringBuilder StderrBuffer = new();
     private static readonly long Started = Stopwatch.GetTimestamp();
@@ -74,9 +76,12 @@ public static partial class Log
 
     private static void AddStep(string step, double ms)
     {
-        var i = Steps.FindIndex(s => s.Step == step);
-        if (i < 0) Steps.Add((step, ms));
-        else Steps[i] = (step, Steps[i].Ms + ms);
+        lock (Sync)
+        {
+            var i = Steps.FindIndex(s => s.Step == step);
+            if (i < 0) Steps.Add((step, ms));
+            else Steps[i] = (step, Steps[i].Ms + ms);
+        }
     }
 
     public static void End(int code, string? error)
@@ -98,8 +103,11 @@ public static partial class Log
     {
         var now = DateTime.UtcNow;
         var line = $"{now:yyyy-MM-ddTHH:mm:ss.fffZ} {_prefix} {LevelName(level)} {msg}\n";
-        if (_file is not null && level >= _fileLevel) FileBuffer.Append(_json ? JsonLine(now, level, msg) : line);
-        if (level >= StderrLevel) StderrBuffer.Append(line);
+        lock (Sync)
+        {
+            if (_file is not null && level >= _fileLevel) FileBuffer.Append(_json ? JsonLine(now, level, msg) : line);
+            if (level >= StderrLevel) StderrBuffer.Append(line);
+        }
     }
 
     internal static string LevelName(LogLevel l) => l switch

@@ -15,15 +15,38 @@ public sealed partial class BridgePlugin
         using var host = RtNetlinkSocket.Open();
         using var rollback = new Rollback();
 
-        // IPAM first: an exhausted range or a bad static request fails before any link exists.
+        // The IPAM call runs while the links are created (PendingIpam). Its undo is pushed first, so it runs last: the
+        // links are gone before the allocation (when one was made) is released.
         var ipam = cfg.CreateIpam();
-        var ipamResult = new CniResult();
+        PendingIpam? pendingIpam = null;
         if (ipam is not null)
         {
-            using (Log.Time("ipam.add")) ipamResult = ipam.Add(request, cfg.Conf);
-            rollback.Push("IPAM allocation", () => ipam.Del(request, cfg.Conf));
+            pendingIpam = PendingIpam.Start(() =>
+            {
+                using (Log.Time("ipam.add")) return ipam.Add(request, cfg.Conf);
+            });
+            rollback.Push("IPAM allocation", () =>
+            {
+                if (pendingIpam.Succeeded) ipam.Del(request, cfg.Conf);
+            });
         }
 
+        try
+        {
+            return AddLinks(request, cfg, podNs, host, rollback, pendingIpam);
+        }
+        catch (Exception) when (pendingIpam is { Succeeded: false })
+        {
+            // The IPAM's error is the one to report (an exhausted range, a bad static request), whatever the link work
+            // ran into meanwhile; the rollback removes the links it created.
+            pendingIpam.Result();
+            throw;
+        }
+    }
+
+    private CniResult AddLinks(CniRequest request, BridgeConfig cfg, NetNsHandle podNs, RtNetlinkSocket host, Rollback rollback,
+        PendingIpam? pendingIpam)
+    {
         var bridge = EnsureBridge(host, cfg);
 
         using var pod = RtNetlinkSocket.OpenIn(podNs);
@@ -38,7 +61,7 @@ public sealed partial class BridgePlugin
             {
                 host.CreateVeth(hostName, request.IfName, podNs, cfg.Mtu, cfg.Mac);
             }
-            catch (NetlinkException e) when (e.Errno == Errno.EEXIST && ipam is not null && RemoveStaleHostVeth(host, hostName, bridge))
+            catch (NetlinkException e) when (e.Errno == Errno.EEXIST && pendingIpam is { Succeeded: true } && RemoveStaleHostVeth(host, hostName, bridge))
             {
                 try { host.CreateVeth(hostName, request.IfName, podNs, cfg.Mtu, cfg.Mac); }
                 catch (NetlinkException again) { throw Kernel($"creating veth {hostName} <-> {request.IfName}", again); }
@@ -78,6 +101,7 @@ public sealed partial class BridgePlugin
             rollback.Push("MAC spoof check", () => MacSpoofCheck.Remove(hostName));
         }
 
+        var ipamResult = pendingIpam?.Result() ?? new CniResult();
         var result = new CniResult
         {
             Interfaces =
