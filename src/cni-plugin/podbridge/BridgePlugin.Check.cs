@@ -17,10 +17,27 @@ public sealed partial class BridgePlugin
             throw new CniException(CniErrorCode.InvalidNetworkConfig, "prevResult is required for CHECK");
         var prev = CniResult.Parse(prevJson, "prevResult");
 
+        // The IPAM's check runs while the kernel is read (PendingIpam); when both fail, the IPAM's error is reported.
         var ipam = cfg.CreateIpam();
-        if (ipam is not null)
+        var pendingIpam = ipam is null ? null : PendingIpam.Start(() =>
+        {
             using (Log.Time("ipam.check")) ipam.Check(request, cfg.Conf);
+            return new CniResult();
+        });
+        try
+        {
+            CheckKernel(request, cfg, prev);
+        }
+        catch (Exception) when (pendingIpam is { Succeeded: false })
+        {
+            pendingIpam.Result();
+            throw;
+        }
+        pendingIpam?.Result();
+    }
 
+    private static void CheckKernel(CniRequest request, BridgeConfig cfg, CniResult prev)
+    {
         using var podNs = OpenPodNetNs(request);
         try
         {
