@@ -12,7 +12,7 @@ namespace PodBridge.Ipam.Warm;
 internal sealed partial class UnixSocket : IDisposable
 {
     private const int AF_UNIX = 1, SOCK_STREAM = 1, SOCK_NONBLOCK = 0x800, SOCK_CLOEXEC = 0x80000;
-    private const int EINTR = 4, EAGAIN = 11, EINPROGRESS = 115;
+    private const int ENOENT = 2, EINTR = 4, EAGAIN = 11, ECONNREFUSED = 111, EINPROGRESS = 115;
     private const short POLLIN = 1, POLLOUT = 4;
     private const int MSG_NOSIGNAL = 0x4000;
 
@@ -22,7 +22,15 @@ internal sealed partial class UnixSocket : IDisposable
     private UnixSocket(int fd) => _fd = fd;
 
     /// <summary>Connects without blocking past <paramref name="deadline"/>; IOException when there is no server.</summary>
-    public static UnixSocket Connect(string path, long deadline)
+    public static UnixSocket Connect(string path, long deadline) =>
+        TryConnect(path, deadline) ?? throw Error($"connect {path}", ECONNREFUSED);
+
+    /// <summary>
+    /// Like <see cref="Connect"/>, but "no server" (no socket file, or nobody listening on it) is null, not an
+    /// exception: that is the normal case on a node without the warm server, and a thrown exception is what a plugin
+    /// process would spend most of that call on.
+    /// </summary>
+    public static UnixSocket? TryConnect(string path, long deadline)
     {
         var s = new UnixSocket(Check(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), "socket"));
         try
@@ -33,6 +41,11 @@ internal sealed partial class UnixSocket : IDisposable
             if (rc < 0)
             {
                 var errno = Marshal.GetLastPInvokeError();
+                if (errno is ENOENT or ECONNREFUSED)
+                {
+                    s.Dispose();
+                    return null;
+                }
                 // A full backlog: the kernel completes the connect once the server accepts (or never, if it hangs).
                 if (errno is not (EAGAIN or EINPROGRESS)) throw Error($"connect {path}", errno);
                 s.Wait(POLLOUT, deadline, "connect");

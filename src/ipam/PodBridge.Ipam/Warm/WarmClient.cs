@@ -34,18 +34,19 @@ internal static class WarmClient
         var message = WarmProtocol.EncodeRequest(verb, r);
         if (message is null) return Outcome.NoServer;
 
-        UnixSocket socket;
+        UnixSocket? socket;
         var ackDeadline = UnixSocket.DeadlineIn(AckTimeout);
         try
         {
-            socket = UnixSocket.Connect(path, ackDeadline);
+            // No socket file / nobody listening is the normal "no server" (the common case: one failed syscall, null).
+            socket = UnixSocket.TryConnect(path, ackDeadline);
         }
         catch (Exception e) when (e is IOException or TimeoutException)
         {
-            // ENOENT / ECONNREFUSED are the normal "no server" (the common case: one failed syscall).
             if (e is TimeoutException) Log.Warn($"warm IPAM server {path} did not accept in time; using the in-process IPAM");
             return Outcome.NoServer;
         }
+        if (socket is null) return Outcome.NoServer;
 
         using (socket)
         using (Log.Time("ipam.warm"))
