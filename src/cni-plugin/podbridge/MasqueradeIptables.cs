@@ -1,6 +1,5 @@
 using System.Net;
 using System.Text;
-using System.Text.RegularExpressions;
 using PodBridge.Cni;
 
 namespace PodBridge.Plugin;
@@ -91,16 +90,37 @@ internal static partial class MasqueradeIptables
     public static void Gc(string network, Func<string, bool> keep)
     {
         using var _ = Log.Time("iptables.gc");
-        var ours = new Regex($"^-A (PB-[0-9a-f]{{24}}) .*--comment \"{Regex.Escape(Comment(network, "\u0001")).Replace("\u0001", "([^\\\\\"]+)")}\"");
         foreach (var v6 in new[] { false, true })
         {
             var rules = ListNat(v6);
             if (rules is null) continue;
             var stale = new HashSet<string>(StringComparer.Ordinal);
             foreach (var line in rules)
-                if (ours.Match(line) is { Success: true } m && !keep(m.Groups[2].Value)) stale.Add(m.Groups[1].Value);
+                if (OwnRule(line, network) is { } rule && !keep(rule.Tag)) stale.Add(rule.Chain);
             if (stale.Count > 0) RemoveChains(v6, rules, stale);
         }
+    }
+
+    /// <summary>
+    /// A rule of this network's chains as `iptables -S` prints it: <c>-A PB-&lt;24 hex&gt; ... --comment "podbridge name:
+    /// \"NETWORK\" id: \"TAG\""</c> (the last such comment on the line); its chain and tag, or null for any other line.
+    /// Parsed by hand: a Regex built at run time would link .NET's whole regex engine into the plugin.
+    /// </summary>
+    internal static (string Chain, string Tag)? OwnRule(string line, string network)
+    {
+        const int HashLength = 24;
+        if (!line.StartsWith("-A PB-", StringComparison.Ordinal) || line.Length <= 6 + HashLength || line[6 + HashLength] != ' ')
+            return null;
+        var chain = line.Substring(3, 3 + HashLength);
+        foreach (var c in chain.AsSpan(3))
+            if (!char.IsAsciiHexDigitLower(c) && !char.IsAsciiDigit(c)) return null;
+        var marker = $"--comment \"podbridge name: \\\"{network}\\\" id: \\\"";
+        var at = line.LastIndexOf(marker, StringComparison.Ordinal);
+        if (at < 6 + HashLength) return null;
+        var tagStart = at + marker.Length;
+        var tagEnd = line.IndexOfAny(['\\', '"'], tagStart);
+        if (tagEnd <= tagStart || !line.AsSpan(tagEnd).StartsWith("\\\"\"", StringComparison.Ordinal)) return null;
+        return (chain, line[tagStart..tagEnd]);
     }
 
     /// <summary>`iptables -t nat -S`, one rule per line; null when the tool is missing or the nat table cannot be read.</summary>
