@@ -1,3 +1,4 @@
+using System.Buffers.Text;
 using System.Globalization;
 using System.Text;
 
@@ -63,17 +64,14 @@ public static class CallMetrics
         if (!Directory.Exists(dir)) return totals;
         SharedFile.DrainExclusive(Path.Combine(dir, "calls"), content =>
         {
-            foreach (var raw in Encoding.UTF8.GetString(content).Split('\n'))
+            foreach (var (key, calls) in CountLines(content))
             {
-                var f = raw.Split(' ');
-                if (f.Length != 5 || !int.TryParse(f[3], CultureInfo.InvariantCulture, out var code)
-                    || !long.TryParse(f[4], CultureInfo.InvariantCulture, out var micros)) continue;
-                var key = (f[0], f[1], f[2], code);
-                if (!totals.TryGetValue(key, out var s)) totals[key] = s = new Series();
-                s.Count++;
-                s.SumMicros += micros;
-                for (var i = 0; i < Buckets.Length; i++)
-                    if (micros <= Buckets[i] * 1e6) s.BucketCounts[i]++;
+                var f = key.Split(' ');
+                var k = (f[0], f[1], f[2], int.Parse(f[3], CultureInfo.InvariantCulture));
+                if (!totals.TryGetValue(k, out var s)) totals[k] = s = new Series();
+                s.Count += calls.Count;
+                s.SumMicros += calls.SumMicros;
+                for (var i = 0; i < Buckets.Length; i++) s.BucketCounts[i] += calls.BucketCounts[i];
                 changed = true;
             }
             // Totals are replaced before the calls file is truncated: a crash in between counts calls twice at
@@ -81,6 +79,43 @@ public static class CallMetrics
             if (changed) SharedFile.WriteAtomically(Path.Combine(dir, "totals"), WriteTotals(totals));
         }, wait);
         return totals;
+    }
+
+    /// <summary>
+    /// The calls file's lines "plugin network VERB code microseconds", counted per "plugin network VERB code" straight
+    /// from the bytes. The fold runs inside whichever plugin call finds the file past 1 MiB (~20,000 lines): splitting
+    /// it into strings cost that call ~40 ms and 25 MiB of memory; this allocates one string per distinct series.
+    /// Malformed lines (a torn last line, say) are skipped.
+    /// </summary>
+    internal static Dictionary<string, Series> CountLines(ReadOnlySpan<byte> content)
+    {
+        var series = new Dictionary<string, Series>(StringComparer.Ordinal);
+        var lookup = series.GetAlternateLookup<ReadOnlySpan<char>>();
+        Span<char> key = stackalloc char[256];
+        while (!content.IsEmpty)
+        {
+            var end = content.IndexOf((byte)'\n');
+            var line = end < 0 ? content : content[..end];
+            content = end < 0 ? default : content[(end + 1)..];
+
+            var last = line.LastIndexOf((byte)' ');
+            if (last <= 0 || !Utf8Parser.TryParse(line[(last + 1)..], out long micros, out var used) || used != line.Length - last - 1)
+                continue;
+            var keyBytes = line[..last];
+            var codeAt = keyBytes.LastIndexOf((byte)' ') + 1;
+            if (keyBytes.Count((byte)' ') != 3 || keyBytes.IndexOf("  "u8) >= 0 || keyBytes[0] == (byte)' '
+                || !Utf8Parser.TryParse(keyBytes[codeAt..], out int _, out used) || used != keyBytes.Length - codeAt
+                || keyBytes.Length > key.Length)
+                continue;
+            var n = Encoding.UTF8.GetChars(keyBytes, key);
+            if (!lookup.TryGetValue(key[..n], out var s))
+                series[new string(key[..n])] = s = new Series();
+            s.Count++;
+            s.SumMicros += micros;
+            for (var i = 0; i < Buckets.Length; i++)
+                if (micros <= Buckets[i] * 1e6) s.BucketCounts[i]++;
+        }
+        return series;
     }
 
     private static SortedDictionary<(string, string, string, int), Series> ReadTotals(string path)

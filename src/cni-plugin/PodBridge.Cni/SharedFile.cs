@@ -74,10 +74,13 @@ public static partial class SharedFile
         {
             if (!TryLock(fd, wait ? LOCK_EX : LOCK_EX | LOCK_NB, path)) return false;
             // Read through our own descriptor: .NET's FileStream on the path would take its own flock and collide.
-            using var ms = new MemoryStream();
-            using (var stream = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: false), FileAccess.Read))
-                stream.CopyTo(ms);
-            var content = ms.ToArray();
+            // One buffer of the file's size (appenders hold LOCK_SH, so it cannot grow under LOCK_EX): no growing copies.
+            byte[] content;
+            using (var stream = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: false), FileAccess.Read, bufferSize: 0))
+            {
+                content = new byte[stream.Length];
+                stream.ReadExactly(content);
+            }
             action(content);
             if (ftruncate(fd, 0) != 0) throw Error("ftruncate", path, Marshal.GetLastPInvokeError());
             return true;
