@@ -119,6 +119,16 @@ public sealed partial class RtNetlinkSocket : IDisposable
         Ack(RtRequests.SetFlags(Request, index, LinkFlags.Up, LinkFlags.Up), new Operation("RTM_SETLINK up", index: index));
     }
 
+    /// <summary>
+    /// Sets the link down: it stops sending and answering (no ARP/ND), its routes go. DEL does this before it releases
+    /// the lease, so the address is out of use on the wire before anyone else can get it.
+    /// </summary>
+    public void SetLinkDown(int index)
+    {
+        CheckIndex(index);
+        Ack(RtRequests.SetFlags(Request, index, 0, LinkFlags.Up), new Operation("RTM_SETLINK down", index: index));
+    }
+
     /// <summary>Makes <paramref name="index"/> a port of the bridge <paramref name="masterIndex"/> (IFLA_MASTER).</summary>
     public void SetMaster(int index, int masterIndex)
     {

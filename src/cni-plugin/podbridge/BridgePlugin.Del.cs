@@ -6,8 +6,11 @@ namespace PodBridge.Plugin;
 public sealed partial class BridgePlugin
 {
     /// <summary>
-    /// Idempotent and best effort (SPEC: DEL must succeed when things are already gone): the pod interface is
-    /// removed first, then the lease, so an address is never handed out while a link still carries it.
+    /// Idempotent and best effort (SPEC: DEL must succeed when things are already gone). An address is never handed
+    /// out while a live link still uses it: the pod interface is set down first (from then on it neither sends nor
+    /// answers for the address), its MAC spoof check and masquerading are removed, and only then is the lease
+    /// released — on a second thread while the kernel deletes the link, which takes tens of milliseconds (an RCU
+    /// grace period; PendingIpam). Without a pod netns the lease is released after the host end is gone.
     /// containerd sends DEL twice, the second with an empty CNI_NETNS and no prevResult.
     /// </summary>
     public void Del(CniRequest request, NetConf conf)
@@ -17,39 +20,69 @@ public sealed partial class BridgePlugin
         // ipMasq: the pod's addresses come from prevResult, else (CNI 0.3.x, containerd's second DEL) from the pod
         // interface just before it goes, as the reference reads them.
         var masq = cfg.IpMasq ? PrevResultAddresses(cfg, request.IfName) : null;
+        var ipam = cfg.CreateIpam();
+        PendingIpam? release = null;
 
-        using (var podNs = TryOpenPodNetNs(request.NetNs))
+        // What must be gone before the lease is: the MAC spoof check (keyed by the host veth name alone: works without
+        // netns, prevResult or MAC) and the masquerading, so a released address does not stay masqueraded for whoever
+        // gets it next (with no address known, the backend finds the attachment's objects by their tag).
+        void RemoveFilters()
         {
-            if (podNs is not null)
-            {
-                using var _ = Log.Time("netlink.del");
-                try
-                {
-                    using var pod = RtNetlinkSocket.OpenIn(podNs);
-                    if (masq is { Count: 0 } && pod.GetLink(request.IfName) is { } link)
-                        masq = MasqueradeTargets(pod.ListAddresses(link.Index).Select(a => new IpCidr(a.Address, a.PrefixLength)));
-                    if (pod.DeleteLink(request.IfName)) Log.Info($"deleted {request.IfName} in {request.NetNs}");
-                }
-                catch (NetlinkException e) { throw Kernel($"deleting {request.IfName} in {request.NetNs}", e); }
-            }
-            else
-            {
-                // No pod netns to look into: the pair normally died with it, but a netns kept alive elsewhere
-                // (a leaked bind mount) still holds the host end, which carries our deterministic name.
-                DeleteHostVeth(cfg, hostName);
-            }
+            if (cfg.MacSpoofChk) MacSpoofCheck.Remove(hostName);
+            if (masq is not null) Masquerade.Remove(cfg.MasqBackend, cfg.MasqAttachment(request), masq);
         }
 
-        // Keyed by the host veth name alone: works without netns, prevResult or MAC.
-        if (cfg.MacSpoofChk) MacSpoofCheck.Remove(hostName);
+        try
+        {
+            using (var podNs = TryOpenPodNetNs(request.NetNs))
+            {
+                if (podNs is not null)
+                {
+                    using var _ = Log.Time("netlink.del");
+                    try
+                    {
+                        using var pod = RtNetlinkSocket.OpenIn(podNs);
+                        var link = pod.GetLink(request.IfName);
+                        if (masq is { Count: 0 } && link is not null)
+                            masq = MasqueradeTargets(pod.ListAddresses(link.Index).Select(a => new IpCidr(a.Address, a.PrefixLength)));
+                        if (link is not null && link.IsUp) pod.SetLinkDown(link.Index);
+                        RemoveFilters();
+                        if (ipam is not null) release = PendingIpam.Start(() => Release(ipam, request, cfg));
+                        if (pod.DeleteLink(request.IfName)) Log.Info($"deleted {request.IfName} in {request.NetNs}");
+                    }
+                    catch (NetlinkException e) when (e.Errno is Errno.ENODEV)
+                    {
+                        // Gone between the look and the request (a netns being torn down): nothing left to delete.
+                    }
+                    catch (NetlinkException e) { throw Kernel($"deleting {request.IfName} in {request.NetNs}", e); }
+                }
+                else
+                {
+                    // No pod netns to look into: the pair normally died with it, but a netns kept alive elsewhere
+                    // (a leaked bind mount) still holds the host end, which carries our deterministic name.
+                    DeleteHostVeth(cfg, hostName);
+                }
+            }
+        }
+        finally
+        {
+            // A DEL answers only when its release is done, whatever happened to the link.
+            _ = release?.Succeeded;
+        }
 
-        // Before the lease goes: a released address must not stay masqueraded for whoever gets it next. With no
-        // address known (no prevResult, netns gone) the backend finds the attachment's objects by their tag.
-        if (masq is not null) Masquerade.Remove(cfg.MasqBackend, cfg.MasqAttachment(request), masq);
+        if (release is not null)
+        {
+            release.Result(); // the release's error, if it had one
+            return;
+        }
+        RemoveFilters();
+        if (ipam is not null) Release(ipam, request, cfg);
+    }
 
-        var ipam = cfg.CreateIpam();
-        if (ipam is not null)
-            using (Log.Time("ipam.del")) ipam.Del(request, cfg.Conf);
+    private static CniResult Release(ICniPlugin ipam, CniRequest request, BridgeConfig cfg)
+    {
+        using (Log.Time("ipam.del")) ipam.Del(request, cfg.Conf);
+        return new CniResult();
     }
 
     /// <summary>prevResult's addresses of CNI_IFNAME; empty when there is no usable prevResult (DEL still proceeds).</summary>

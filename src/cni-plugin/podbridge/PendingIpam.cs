@@ -4,7 +4,7 @@ using PodBridge.Cni;
 namespace PodBridge.Plugin;
 
 /// <summary>
-/// ADD's IPAM call (and CHECK's), on a thread of its own while the main thread creates the links (reads the kernel): the allocation needs no link, and
+/// ADD's IPAM call (and CHECK's check, DEL's release), on a thread of its own while the main thread works on the links: the allocation needs no link, and
 /// the links need its addresses only when the pod's interface is configured. The IPAM's time (a lease commit, or the
 /// warm server's round trip) and the kernel's link work overlap instead of adding up. Started before the main thread
 /// enters any other namespace, so the thread (and a delegated IPAM plugin it execs) runs in the host's.
