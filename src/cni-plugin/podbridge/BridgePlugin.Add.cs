@@ -47,7 +47,10 @@ public sealed partial class BridgePlugin
     private CniResult AddLinks(CniRequest request, BridgeConfig cfg, NetNsHandle podNs, RtNetlinkSocket host, Rollback rollback,
         PendingIpam? pendingIpam)
     {
-        var bridge = EnsureBridge(host, cfg);
+        // A bridge this ADD has to create is created only once the IPAM has succeeded, so a failing IPAM call (a bad
+        // ipam section, an exhausted range, a taken static address) still leaves nothing behind; the overlap is lost
+        // only for the first pod of a network on a node.
+        var bridge = EnsureBridge(host, cfg, beforeCreating: () => pendingIpam?.Result());
 
         using var pod = RtNetlinkSocket.OpenIn(podNs);
         if (pod.GetLink(request.IfName) is not null)
@@ -156,7 +159,7 @@ public sealed partial class BridgePlugin
     }
 
     /// <summary>Create the bridge or accept an existing one; concurrent ADDs may race to create it.</summary>
-    private static LinkInfo EnsureBridge(RtNetlinkSocket host, BridgeConfig cfg)
+    private static LinkInfo EnsureBridge(RtNetlinkSocket host, BridgeConfig cfg, Action beforeCreating)
     {
         using var _ = Log.Time("netlink.bridge");
         try
@@ -164,6 +167,7 @@ public sealed partial class BridgePlugin
             var link = host.GetLink(cfg.BridgeName);
             if (link is null)
             {
+                beforeCreating();
                 // A fixed random MAC (locally administered): otherwise the bridge follows its lowest port MAC and the
                 // gateway's MAC changes under running pods as pods come and go.
                 var mac = new byte[6];

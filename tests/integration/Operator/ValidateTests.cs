@@ -112,6 +112,8 @@ public sealed class ValidateTests
                 ContainerId = pod.ContainerId, NetNs = pod.NetNs.Path, IfName = "eth0", Stdin = plugin.ToJsonString(),
             });
             add.AssertError(code);
+            // Nothing of the failed ADD is left, the bridge included (the IPAM fails before a new bridge is created).
+            Assert.False(await Kernel.LinkExists(null, "pbcorpus0"), "the failed ADD left bridge pbcorpus0 behind");
         }
         finally { RunScope.TryDeleteDirectory(dir); }
     }
