@@ -107,13 +107,16 @@ public sealed class ValidateTests
             plugin["cniVersion"] = "1.0.0";
             plugin["name"] = "corpus";
             using var pod = await TestPod.Create();
+            // In a private node namespace: a failing ADD must not create the bridge, and if it did, only there.
+            using var node = await TestNetNs.Create();
             var add = await PluginRunner.Run(Binaries.PodBridge, new CniCall("ADD")
             {
                 ContainerId = pod.ContainerId, NetNs = pod.NetNs.Path, IfName = "eth0", Stdin = plugin.ToJsonString(),
+                NodeNetNs = node.Name,
             });
             add.AssertError(code);
             // Nothing of the failed ADD is left, the bridge included (the IPAM fails before a new bridge is created).
-            Assert.False(await Kernel.LinkExists(null, "pbcorpus0"), "the failed ADD left bridge pbcorpus0 behind");
+            Assert.False(await Kernel.LinkExists(node.Name, "pbcorpus0"), "the failed ADD left bridge pbcorpus0 behind");
         }
         finally { RunScope.TryDeleteDirectory(dir); }
     }
