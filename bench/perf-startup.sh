@@ -3,23 +3,39 @@
 # (pure start-up + one JSON line) and ADD/CHECK/DEL into fresh network namespaces, for podbridge and the reference
 # bridge + host-local. Medians over N runs. Needs root (namespaces) and perf (Debian: linux-perf).
 #
-#   bench/perf-startup.sh [-n N] [--bin-dir D] [--ref-dir D] [--verbs "VERSION ADD CHECK DEL"]
+#   bench/perf-startup.sh [-n N] [--bin-dir D] [--ref-dir D] [--verbs "VERSION ADD CHECK DEL"] [--mounts M]
+#
+# --mounts M runs everything in a private mount namespace holding M extra tmpfs mounts, like a node whose mount table
+# has grown with its pods (each pod's netns bind mount, rootfs, secret volumes): a start-up that reads the mount
+# table costs more there. They vanish with the namespace.
 #
 # Everything runs inside a node namespace the script creates (pbs<id>-node); pods are pbs<id>-p<i>; all of it and
 # the data dirs are removed on exit. perf measures the plugin process (and, for the reference, the host-local child).
 set -euo pipefail
 
-N=30 BIN_DIR="$(cd "$(dirname "$0")/.." && pwd)/artifacts/bin" REF_DIR=/usr/lib/cni VERBS="VERSION ADD CHECK DEL"
+N=30 BIN_DIR="$(cd "$(dirname "$0")/.." && pwd)/artifacts/bin" REF_DIR=/usr/lib/cni VERBS="VERSION ADD CHECK DEL" MOUNTS=0
+ARGS=("$@")
 while [[ $# -gt 0 ]]; do
     case "$1" in
+        --mounts) MOUNTS=$2; shift 2 ;;
         -n) N=$2; shift 2 ;;
         --bin-dir) BIN_DIR=$2; shift 2 ;;
         --ref-dir) REF_DIR=$2; shift 2 ;;
         --verbs) VERBS=$2; shift 2 ;;
-        *) echo "usage: $0 [-n N] [--bin-dir D] [--ref-dir D] [--verbs \"VERSION ADD CHECK DEL\"]" >&2; exit 2 ;;
+        *) echo "usage: $0 [-n N] [--bin-dir D] [--ref-dir D] [--verbs \"VERSION ADD CHECK DEL\"] [--mounts M]" >&2; exit 2 ;;
     esac
 done
 command -v perf >/dev/null || { echo "perf-startup: perf is not installed (apt-get install linux-perf)" >&2; exit 2; }
+
+if [[ $MOUNTS -gt 0 && -z ${PBS_MOUNT_NS:-} ]]; then
+    PBS_MOUNT_NS=1 exec unshare --mount --propagation private bash "$0" "${ARGS[@]}"
+fi
+if [[ $MOUNTS -gt 0 ]]; then
+    MNT=$(mktemp -d /tmp/pbs-mounts.XXXX)
+    mount -t tmpfs pbs-mounts "$MNT"
+    for ((m = 0; m < MOUNTS; m++)); do mkdir "$MNT/$m" && mount -t tmpfs pbs-mount "$MNT/$m"; done
+    echo "(in a private mount namespace with $(wc -l </proc/self/mountinfo) mounts)"
+fi
 
 ID=$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')
 NODE=pbs$ID-node
@@ -28,6 +44,7 @@ cleanup() {
     for ((i = 0; i < N; i++)); do ip netns del "pbs$ID-p$i" 2>/dev/null || true; done
     ip netns del "$NODE" 2>/dev/null || true
     rm -rf "$TMP"
+    if [[ -n ${MNT:-} ]]; then umount -R "$MNT" 2>/dev/null || true; rmdir "$MNT" 2>/dev/null || true; fi
 }
 trap cleanup EXIT INT TERM
 ip netns add "$NODE"
