@@ -4,10 +4,11 @@ using PodBridge.Cni;
 namespace PodBridge.Plugin;
 
 /// <summary>
-/// ADD's IPAM call (and CHECK's check, DEL's release), on a thread of its own while the main thread works on the links: the allocation needs no link, and
-/// the links need its addresses only when the pod's interface is configured. The IPAM's time (a lease commit, or the
-/// warm server's round trip) and the kernel's link work overlap instead of adding up. Started before the main thread
-/// enters any other namespace, so the thread (and a delegated IPAM plugin it execs) runs in the host's.
+/// The IPAM call of a verb on a thread of its own while the main thread works on the links: ADD's allocation (the
+/// links need its addresses only when the pod's interface is configured), CHECK's check (while the kernel is read),
+/// DEL's release (while the kernel deletes the downed link). The IPAM's time (a lease commit, or the warm server's
+/// round trip) and the kernel's overlap instead of adding up. The main thread never enters another namespace
+/// (sockets carry it), so the thread, and a delegated IPAM plugin it execs, runs in the host's.
 /// </summary>
 internal sealed class PendingIpam
 {
@@ -15,23 +16,23 @@ internal sealed class PendingIpam
     private CniResult? _result;
     private Exception? _error;
 
-    private PendingIpam(Func<CniResult> add)
+    private PendingIpam(Func<CniResult> call)
     {
         _thread = new Thread(() =>
         {
-            try { _result = add(); }
+            try { _result = call(); }
             catch (Exception e) { _error = e; }
         }) { IsBackground = true, Name = "ipam" };
     }
 
-    public static PendingIpam Start(Func<CniResult> add)
+    public static PendingIpam Start(Func<CniResult> call)
     {
-        var pending = new PendingIpam(add);
+        var pending = new PendingIpam(call);
         pending._thread.Start();
         return pending;
     }
 
-    /// <summary>Waits for the call; true when it returned an allocation.</summary>
+    /// <summary>Waits for the call; true when it returned without an exception.</summary>
     public bool Succeeded
     {
         get
