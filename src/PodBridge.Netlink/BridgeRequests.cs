@@ -13,22 +13,6 @@ internal static partial class RtRequests
     /// </summary>
     public static int SetIsolated(Span<byte> buffer, int index, bool on) => SetBridgePort(buffer, index, hairpin: null, isolated: on);
 
-    /// <summary>A new bridge with vlan_filtering on: refused as a whole (nothing created) by a kernel without it.</summary>
-    private static int NewVlanFilteringBridge(Span<byte> buffer, string name, int? mtu, ReadOnlySpan<byte> mac)
-    {
-        var w = Begin(buffer, MessageType.NewLink, Create, new IfInfoMsg());
-        w.WriteString(LinkAttr.Name, name);
-        if (mtu is { } m) w.WriteU32(LinkAttr.Mtu, (uint)m);
-        if (!mac.IsEmpty) w.WriteAttribute(LinkAttr.Address, mac);
-        using (w.BeginNested(LinkAttr.LinkInfo))
-        {
-            w.WriteString(LinkInfoAttr.Kind, "bridge", nulTerminated: false);
-            using (w.BeginNested(LinkInfoAttr.Data))
-                w.WriteU8(BridgeAttr.VlanFiltering, 1);
-        }
-        return w.Finish();
-    }
-
     /// <summary>
     /// IFLA_BR_VLAN_FILTERING on an existing bridge: RTM_NEWLINK without NLM_F_CREATE is the bridge's changelink.
     /// IFLA_INFO_KIND must be given and match, or the kernel rejects the IFLA_INFO_DATA.

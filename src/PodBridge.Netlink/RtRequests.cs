@@ -36,15 +36,25 @@ internal static partial class RtRequests
         return w.Finish();
     }
 
+    /// <summary>
+    /// A new bridge; with <paramref name="vlanFiltering"/> it is born filtering (IFLA_BR_VLAN_FILTERING in its link
+    /// info data), which a kernel without bridge VLAN filtering refuses as a whole: nothing is created.
+    /// </summary>
     public static int NewBridge(Span<byte> buffer, string name, int? mtu, ReadOnlySpan<byte> mac = default, bool vlanFiltering = false)
     {
-        if (vlanFiltering) return NewVlanFilteringBridge(buffer, name, mtu, mac);
         var w = Begin(buffer, MessageType.NewLink, Create, new IfInfoMsg());
         w.WriteString(LinkAttr.Name, name);
         if (mtu is { } m) w.WriteU32(LinkAttr.Mtu, (uint)m);
         if (!mac.IsEmpty) w.WriteAttribute(LinkAttr.Address, mac);
         using (w.BeginNested(LinkAttr.LinkInfo))
+        {
             w.WriteString(LinkInfoAttr.Kind, "bridge", nulTerminated: false);
+            if (vlanFiltering)
+            {
+                using (w.BeginNested(LinkInfoAttr.Data))
+                    w.WriteU8(BridgeAttr.VlanFiltering, 1);
+            }
+        }
         return w.Finish();
     }
 
