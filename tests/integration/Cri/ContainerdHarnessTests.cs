@@ -31,13 +31,7 @@ public sealed class ContainerdHarnessTests
             ["plugins"] = new JsonArray(bridge,
                 new JsonObject { ["type"] = "portmap", ["capabilities"] = new JsonObject { ["portMappings"] = true } }),
         };
-        var bins = new Dictionary<string, string>
-        {
-            ["podbridge"] = Binaries.PodBridge,
-            ["podbridge-ipam"] = Binaries.PodBridgeIpam,
-            ["loopback"] = Binaries.Require(Binaries.ReferenceDir, "loopback"),
-            ["portmap"] = Binaries.Require(Binaries.ReferenceDir, "portmap"),
-        };
+        var bins = CriFixture.PluginBinaries();
         var dir = RunScope.NewTempDir("containerd");
         var containerd = await Containerd.Start(new ContainerdOptions(dir, bins, [new CriNetwork("net", conflist.ToJsonString())]));
         try

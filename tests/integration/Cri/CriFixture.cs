@@ -16,6 +16,15 @@ namespace PodBridge.IntegrationTests.Cri;
 /// </summary>
 public sealed class CriFixture : IAsyncLifetime
 {
+    /// <summary>The CNI bin dir containerd gets: our two plugins, the reference loopback and portmap.</summary>
+    public static Dictionary<string, string> PluginBinaries() => new()
+    {
+        ["podbridge"] = Binaries.PodBridge,
+        ["podbridge-ipam"] = Binaries.PodBridgeIpam,
+        ["loopback"] = Binaries.Require(Binaries.ReferenceDir, "loopback"),
+        ["portmap"] = Binaries.Require(Binaries.ReferenceDir, "portmap"),
+    };
+
     public const string Single = "single", Dual = "dual", Pool3 = "pool3", Pool1 = "pool1";
 
     private readonly List<TestNetwork> _networks = [];
@@ -40,13 +49,7 @@ public sealed class CriFixture : IAsyncLifetime
                 Networks[handler] = net;
                 cri.Add(new CriNetwork(handler, Conflist(handler, net).ToJsonString()));
             }
-            var bins = new Dictionary<string, string>
-            {
-                ["podbridge"] = Binaries.PodBridge,
-                ["podbridge-ipam"] = Binaries.PodBridgeIpam,
-                ["loopback"] = Binaries.Require(Binaries.ReferenceDir, "loopback"),
-                ["portmap"] = Binaries.Require(Binaries.ReferenceDir, "portmap"),
-            };
+            var bins = PluginBinaries();
             // Under /tmp with the run prefix and the "-containerd" tag: RunScope's sweep finds it after a crash.
             var dir = RunScope.NewTempDir("containerd");
             Containerd = await PodBridge.Cri.Containerd.Start(new ContainerdOptions(dir, bins, cri));
